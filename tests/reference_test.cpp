@@ -217,7 +217,7 @@ TEST_CASE("grouped conv2d equals the concatenation of per-group dense convs", "[
     }
 }
 
-TEST_CASE("depthwise conv2d equals a per-channel 2-D convolution, also with multiplier 2",
+TEST_CASE("depthwise conv2d equals a per-channel 2-D convolution also with multiplier 2",
           "[reference][conv]") {
     const int64_t C = 5, H = 10, W = 9;
     const Padding2D pad{1, 2, 2, 1};
@@ -352,7 +352,7 @@ TEST_CASE("fold_batch_norm leaves a conv alone when it is the network's output",
 
 // --- Hand-computed cases, one per op ---
 
-TEST_CASE("conv2d hand-computed: stride, padding, dilation, bias", "[reference][ops]") {
+TEST_CASE("conv2d hand-computed: stride padding dilation bias", "[reference][ops]") {
     const Tensor x(Shape{1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
     Conv2D op;
     op.out_channels = 1;
@@ -407,7 +407,7 @@ TEST_CASE("batch_norm hand-computed", "[reference][ops]") {
     require_values(y, Shape{2, 2}, {2, 4, 5, 0});
 }
 
-TEST_CASE("relu, clip and add hand-computed", "[reference][ops]") {
+TEST_CASE("relu clip and add hand-computed", "[reference][ops]") {
     const Tensor x(Shape{1, 1, 1, 4}, {-1.5f, 0, 0.5f, 7});
     Tensor y;
     ref::relu(x, y);
@@ -421,7 +421,7 @@ TEST_CASE("relu, clip and add hand-computed", "[reference][ops]") {
     CHECK_THROWS_AS(ref::add(x, Tensor(Shape{1, 1, 4, 1}), y), Error);
 }
 
-TEST_CASE("max_pool hand-computed: padding never wins, ceil_mode", "[reference][ops]") {
+TEST_CASE("max_pool hand-computed: padding never wins ceil_mode", "[reference][ops]") {
     // All values negative, so a padding tap counted as 0 would show.
     const Tensor x(Shape{1, 1, 3, 3}, {-1, -2, -3, -4, -5, -6, -7, -8, -9});
     Tensor y;
@@ -537,7 +537,7 @@ TEST_CASE("concat joins channels image by image", "[reference][ops]") {
     CHECK_THROWS_AS(ref::concat({&a, &taller}, z), Error);
 }
 
-TEST_CASE("softmax hand-computed, rows sum to 1, large logits stay finite", "[reference][ops]") {
+TEST_CASE("softmax hand-computed rows sum to 1 large logits stay finite", "[reference][ops]") {
     const Tensor x(Shape{3, 3}, {1, 2, 3, 1000, 1000, 1000, -50, 0, 50});
     Tensor y;
     ref::softmax(x, y);
@@ -561,7 +561,7 @@ TEST_CASE("softmax hand-computed, rows sum to 1, large logits stay finite", "[re
 
 // --- Whole graphs ---
 
-TEST_CASE("run executes a residual graph like the per-op functions, layer by layer",
+TEST_CASE("run executes a residual graph like the per-op functions layer by layer",
           "[reference][run]") {
     GraphBuilder b("residual", Shape{1, 4, 6, 6}, 21);
     const std::string c1 = b.conv("c1", b.input(), ConvSpec::square(4, 3, 1, 1, 1, true));
@@ -604,7 +604,7 @@ TEST_CASE("run rejects an input whose shape differs from the network's", "[refer
     CHECK_NOTHROW(ref::run(graph, Tensor(Shape{1, 3, 8, 8})));
 }
 
-TEST_CASE("run executes resnext50_32x4d end to end at 64x64, batch 2", "[reference][zoo]") {
+TEST_CASE("run executes resnext50_32x4d end to end at 64x64 batch 2", "[reference][zoo]") {
     const Graph graph = build_zoo_model("resnext50_32x4d", 2, 64, 0);
     const Tensor x = random_tensor(graph.input_shape, 5);
     const Tensor y = ref::run(graph, x);

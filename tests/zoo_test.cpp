@@ -63,7 +63,7 @@ TEST_CASE("zoo xception has Keras's params (with BN statistics) and MACs", "[zoo
     CHECK(std::holds_alternative<Softmax>(g.producer(g.output)->op));
 }
 
-TEST_CASE("zoo xception uses TF 'same' padding, asymmetric when the total is odd", "[zoo]") {
+TEST_CASE("zoo xception uses TF 'same' padding asymmetric when the total is odd", "[zoo]") {
     const Graph g = build_zoo_model("xception");
     // block3_pool sees 74x74: out 37 needs 1 pad in total, all of it bottom/right.
     const Node* pool = g.producer("block3_pool");

@@ -1,0 +1,54 @@
+// `cardinal generate` as a library call: lower a graph, compile its unique layer kernels (in
+// parallel, through a content-addressed object cache), and write the generated network into a
+// folder atomically.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "codegen/lowering.h"
+#include "ir/graph.h"
+
+namespace cardinal {
+
+extern const char* const kGeneratorVersion;
+
+struct GenerateOptions {
+    std::string out_dir;          // created if missing
+    std::string target;           // Halide target string (already resolved from presets)
+    std::string name;             // file/identifier name; empty: derived from the model name
+    int jobs = 0;                 // parallel compiles; 0: all cores
+    std::string cache_dir;        // empty: $CARDINAL_CACHE_DIR, else ~/.cache/cardinal
+    LoweringOptions lowering;
+    bool quiet = false;           // no progress on stderr
+};
+
+struct GenerateResult {
+    NetworkPlan plan;
+    std::string name;             // identifier used for files and symbols
+    int unique_kernels = 0;
+    int compiled = 0;             // objects compiled now
+    int cached = 0;               // objects found in the cache
+    int database_schedules = 0;   // kernel steps whose schedule came from the database
+    int default_schedules = 0;
+    double seconds = 0;
+};
+
+// Writes into out_dir: NAME.h, NAME.cpp, libNAME.a (one object per unique kernel + the Halide
+// runtime), NAME.weights, and the runtime files the generated code includes
+// (cardinal_runtime.h/.cpp, cardinal_network_api.h, HalideRuntime.h). Everything is built in a
+// temporary folder first and moved into place only when all of it succeeded.
+GenerateResult generate_network(const Graph& graph, const GenerateOptions& options);
+
+// The generated C++ alone (NAME.h, NAME.cpp), without compiling or writing anything: what
+// `generate --sources-only` writes and what the committed generated/ folder holds.
+struct GeneratedSources {
+    std::string name, header, source;
+    NetworkPlan plan;
+};
+GeneratedSources generate_sources(const Graph& graph, const GenerateOptions& options);
+
+// The default object cache folder.
+std::string default_cache_dir();
+
+}  // namespace cardinal

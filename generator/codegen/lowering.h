@@ -1,0 +1,42 @@
+// Lowering: from an IR graph to a NetworkPlan. Folds BatchNorm into convolutions, fuses
+// epilogues (bias, residual Add, ReLU/ReLU6) into the conv or dense layer that feeds them, picks
+// a layer pipeline per step with its GeneratorParams, packs weights, and plans the arena.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "codegen/plan.h"
+#include "ir/graph.h"
+
+namespace cardinal {
+
+// Given a step's kernel (generator + shape/epilogue params, no schedule knobs yet), returns the
+// schedule knobs to use, or nullopt for the generator's built-in, target-derived defaults.
+using ScheduleLookup =
+    std::function<std::optional<std::map<std::string, std::string>>(const KernelSpec&)>;
+
+struct LoweringOptions {
+    ScheduleLookup schedules;  // empty: defaults everywhere
+};
+
+// Throws cardinal::Error for a graph it cannot lower (e.g. a Flatten feeding something other
+// than Dense), naming the layer.
+NetworkPlan lower_graph(const Graph& graph, const LoweringOptions& options = {});
+
+// Assigns arena offsets from tensor lifetimes (largest first, reuse after last use, 64-byte
+// aligned) and sets plan.arena_bytes.
+void plan_arena(NetworkPlan& plan);
+
+// Sum of every stored activation's bytes: what an arena without reuse would need.
+int64_t total_activation_bytes(const NetworkPlan& plan);
+
+// Identity of the weights layout (model, shapes, blob names and sizes): a weights file made for
+// another network or packing is refused by comparing it.
+uint64_t weights_fingerprint(const NetworkPlan& plan);
+
+int round_up(int v, int multiple);
+
+}  // namespace cardinal

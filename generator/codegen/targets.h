@@ -1,0 +1,26 @@
+// Named target presets and safe detection of this machine's CPU. cardinal never uses Halide's
+// `host` target: Halide 14 labels AMD Zen 4 as Sapphire Rapids and may then emit instructions
+// Zen 4 lacks. Detection here checks CPUID feature bits against each preset instead.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cardinal {
+
+struct TargetPreset {
+    std::string name;         // "x86-64-avx512"
+    std::string halide;       // exact Halide target string
+    std::string suits;        // which CPUs it is for
+};
+
+const std::vector<TargetPreset>& target_presets();
+
+// The best preset this CPU can run (x86-64 or AArch64 Linux).
+const TargetPreset& host_preset();
+
+// Resolves a preset name, "host" (or empty) to host_preset(), or passes a raw Halide target
+// string through after validating it. Throws cardinal::Error naming the presets otherwise.
+std::string resolve_target(const std::string& name_or_halide);
+
+}  // namespace cardinal

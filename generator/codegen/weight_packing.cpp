@@ -1,0 +1,72 @@
+#include "codegen/weight_packing.h"
+
+#include "halide/conv_blocking.h"
+
+namespace cardinal {
+
+namespace {
+constexpr int kBlock = 16;  // == halide_gen::kWeightBlock
+}
+
+std::vector<float> pack_conv_weights(const Conv2D& conv, int in_channels, int in_channel_stride,
+                                     int out_channel_stride) {
+    const ConvBlocking b = compute_conv_blocking(in_channels, in_channel_stride,
+                                                 conv.out_channels, out_channel_stride,
+                                                 conv.groups, kBlock);
+    const int kh = conv.kernel_h, kw = conv.kernel_w, cib = b.ci_per_block;
+    const int cin_pg = in_channels / conv.groups, cout_pg = conv.out_channels / conv.groups;
+    std::vector<float> packed(size_t(b.num_blocks) * kh * kw * cib * kBlock, 0.0f);
+    const float* w = conv.weight.ptr();  // [out][cin_pg][kh][kw]
+    for (int blk = 0; blk < b.num_blocks; ++blk)
+        for (int ky = 0; ky < kh; ++ky)
+            for (int kx = 0; kx < kw; ++kx)
+                for (int cil = 0; cil < cib; ++cil)
+                    for (int col = 0; col < kBlock; ++col) {
+                        const int co = blk * kBlock + col;
+                        const int ci = b.ci_start[blk] + cil;
+                        if (co >= conv.out_channels || ci >= in_channels) continue;
+                        const int g = co / cout_pg;
+                        const int ci_in_group = ci - g * cin_pg;
+                        if (ci_in_group < 0 || ci_in_group >= cin_pg) continue;  // other group
+                        const size_t dst =
+                            (((size_t(blk) * kh + ky) * kw + kx) * cib + cil) * kBlock + col;
+                        packed[dst] = w[((size_t(co) * cin_pg + ci_in_group) * kh + ky) * kw + kx];
+                    }
+    return packed;
+}
+
+std::vector<float> pack_bias(const std::optional<Tensor>& bias, int channel_stride) {
+    std::vector<float> packed(channel_stride, 0.0f);
+    if (bias)
+        for (size_t i = 0; i < bias->data.size(); ++i) packed[i] = bias->data[i];
+    return packed;
+}
+
+std::vector<float> pack_depthwise_weights(const Conv2D& conv, int channel_stride) {
+    const int kh = conv.kernel_h, kw = conv.kernel_w;
+    std::vector<float> packed(size_t(kh) * kw * channel_stride, 0.0f);
+    for (int c = 0; c < conv.out_channels; ++c)
+        for (int ky = 0; ky < kh; ++ky)
+            for (int kx = 0; kx < kw; ++kx)
+                packed[(size_t(ky) * kw + kx) * channel_stride + c] =
+                    conv.weight.data[(size_t(c) * kh + ky) * kw + kx];
+    return packed;
+}
+
+std::vector<float> pack_dense_weights(const Dense& dense, int in_stride, int out_stride,
+                                      int flat_h, int flat_w, int flat_c_stride) {
+    const int64_t in_features = dense.weight.shape[1];
+    std::vector<float> packed(size_t(in_stride) * out_stride, 0.0f);
+    for (int o = 0; o < dense.out_features; ++o)
+        for (int64_t i = 0; i < in_features; ++i) {
+            int64_t stored = i;
+            if (flat_h * flat_w > 1) {  // NCHW flatten order -> NHWC storage order
+                const int64_t c = i / (flat_h * flat_w), hw = i % (flat_h * flat_w);
+                stored = hw * flat_c_stride + c;
+            }
+            packed[size_t(stored) * out_stride + o] = dense.weight.data[size_t(o) * in_features + i];
+        }
+    return packed;
+}
+
+}  // namespace cardinal

@@ -1,0 +1,24 @@
+// Weight packing: from the IR's weight layouts (OIHW conv, [out, in] dense) to the layouts the
+// layer pipelines read (see each generator's header comment). Done once, at generation time.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "ir/ops.h"
+
+namespace cardinal {
+
+// cardinal_conv2d: weights[block16][ky][kx][ci_local][co_local16], block-diagonal for groups.
+std::vector<float> pack_conv_weights(const Conv2D& conv, int in_channels, int in_channel_stride,
+                                     int out_channel_stride);
+// Bias padded to the stored channel count (zeros when the conv has none).
+std::vector<float> pack_bias(const std::optional<Tensor>& bias, int channel_stride);
+// cardinal_depthwise_conv2d: weights[ky][kx][c_stride].
+std::vector<float> pack_depthwise_weights(const Conv2D& conv, int channel_stride);
+// cardinal_dense: weights[i_stored][o_stride]. When the input is an NHWC tensor flattened
+// (flat_h * flat_w > 1), the IR's NCHW feature order is permuted to the stored (h, w, c) order.
+std::vector<float> pack_dense_weights(const Dense& dense, int in_stride, int out_stride,
+                                      int flat_h, int flat_w, int flat_c_stride);
+
+}  // namespace cardinal

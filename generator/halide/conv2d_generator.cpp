@@ -1,0 +1,245 @@
+// cardinal_conv2d: dense and grouped convolution with a fused epilogue
+//     output = act(conv(input, weights) + bias [+ residual])
+// for any kernel, stride, padding and dilation. Depthwise convs with multiplier 1 have their own
+// generator (depthwise_conv2d_generator.cpp); every other grouping comes here.
+//
+// Algorithm: direct convolution over NHWC, vectorized over output channels. For each output
+// pixel and each block of `oc_block` output channels, the reduction runs over the block's input
+// channels (see conv_blocking.h) and the kernel taps; the input value is broadcast and multiplied
+// by a vector of packed weights. Weights are packed at generation time in blocks of kWeightBlock
+// (16) output channels,
+//     weights[block][ky][kx][ci_local][co_local]     (Halide dims: co_local, ci_local, kx, ky, block)
+// so the reduction streams through them contiguously. The packing depends on neither schedule
+// nor target: a register tile of oc_block channels reads oc_block/16 blocks, and one weights file
+// serves every target of a fat binary.
+//
+// Schedule knobs (GeneratorParams, searched by the tuner):
+//   vector_width   lanes per vector (0: the target's natural width for float)
+//   oc_block       output channels per register tile: a multiple of 16 dividing
+//                  out_channel_stride (0: up to 4 vectors on AVX-512, 2 on AVX2)
+//   tile_x, tile_y output pixels per register tile. Accumulators = oc_block/vector_width *
+//                  tile_x * tile_y must fit the register file: 32 zmm on AVX-512 (we keep ~24 for
+//                  accumulators, the rest for weights and broadcasts), 16 ymm on AVX2 (~12).
+//                  (0: fill the accumulator budget along x)
+//   ci_unroll      unroll factor of the input-channel loop (must divide the block's channels)
+//   parallel       "rows": threads split output rows (x batch); "blocks": threads split output
+//                  channel blocks (better when the image is 7x7 but channels are many); "auto".
+//   rows_per_task  output rows per parallel task (0: tile_y)
+//   order          "co_outer": each channel block sweeps the whole image (its weights stay in
+//                  cache); "pixel_outer": each row runs all channel blocks (its inputs stay in
+//                  cache).
+#include <algorithm>
+
+#include "halide/common.h"
+#include "halide/conv_blocking.h"
+
+namespace cardinal::halide_gen {
+
+using namespace Halide;
+
+enum class ParallelSplit { Auto, Rows, Blocks, None };
+enum class LoopOrder { CoOuter, PixelOuter };
+
+class Conv2DGenerator : public Generator<Conv2DGenerator> {
+public:
+    // --- The layer (fixed): NHWC shapes, channel counts real and stored (padded) ---
+    GeneratorParam<int> batch{"batch", 1};
+    GeneratorParam<int> in_channels{"in_channels", 16};
+    GeneratorParam<int> in_channel_stride{"in_channel_stride", 16};
+    GeneratorParam<int> in_height{"in_height", 8};
+    GeneratorParam<int> in_width{"in_width", 8};
+    GeneratorParam<int> out_channels{"out_channels", 16};
+    GeneratorParam<int> out_channel_stride{"out_channel_stride", 16};
+    GeneratorParam<int> out_height{"out_height", 8};
+    GeneratorParam<int> out_width{"out_width", 8};
+    GeneratorParam<int> kernel_h{"kernel_h", 1};
+    GeneratorParam<int> kernel_w{"kernel_w", 1};
+    GeneratorParam<int> stride_h{"stride_h", 1};
+    GeneratorParam<int> stride_w{"stride_w", 1};
+    GeneratorParam<int> pad_top{"pad_top", 0};
+    GeneratorParam<int> pad_left{"pad_left", 0};
+    GeneratorParam<int> dilation_h{"dilation_h", 1};
+    GeneratorParam<int> dilation_w{"dilation_w", 1};
+    GeneratorParam<int> groups{"groups", 1};
+    // --- The fused epilogue ---
+    GeneratorParam<Activation> activation{"activation", Activation::None, activation_names()};
+    GeneratorParam<float> clip_min{"clip_min", 0.0f};
+    GeneratorParam<float> clip_max{"clip_max", 6.0f};
+    GeneratorParam<bool> residual{"residual", false};
+    // --- Schedule knobs ---
+    GeneratorParam<int> vector_width{"vector_width", 0};
+    GeneratorParam<int> oc_block{"oc_block", 0};
+    GeneratorParam<int> tile_x{"tile_x", 0};
+    GeneratorParam<int> tile_y{"tile_y", 1};
+    GeneratorParam<int> ci_unroll{"ci_unroll", 1};
+    GeneratorParam<ParallelSplit> parallel{
+        "parallel",
+        ParallelSplit::Auto,
+        {{"auto", ParallelSplit::Auto},
+         {"rows", ParallelSplit::Rows},
+         {"blocks", ParallelSplit::Blocks},
+         {"none", ParallelSplit::None}}};
+    GeneratorParam<int> rows_per_task{"rows_per_task", 0};
+    GeneratorParam<LoopOrder> order{
+        "order", LoopOrder::CoOuter,
+        {{"co_outer", LoopOrder::CoOuter}, {"pixel_outer", LoopOrder::PixelOuter}}};
+
+    Input<Buffer<float>> input{"input", 4};      // (c, x, y, n)
+    Input<Buffer<float>> weights{"weights", 5};  // (co_local, ci_local, kx, ky, block)
+    Input<Buffer<float>> bias{"bias", 1};        // (c), zero-padded
+    GeneratorInput<Buffer<float>>* residual_input = nullptr;  // (c, x, y, n), when residual
+    Output<Buffer<float>> output{"output", 4};   // (c, x, y, n)
+
+    void configure() {
+        if (residual) residual_input = add_input<Buffer<float>>("residual", 4);
+    }
+
+    void generate() {
+        const int vec = vector_width > 0 ? int(vector_width) : natural_vector_size<float>();
+        const int ob = choose_oc_block(vec);
+        const ConvBlocking blocking =
+            compute_conv_blocking(in_channels, in_channel_stride, out_channels,
+                                  out_channel_stride, groups, kWeightBlock);
+        const int cib = blocking.ci_per_block;
+
+        // --- Algorithm ---
+        const bool needs_boundary = needs_zero_padding();
+        Func in = needs_boundary ? BoundaryConditions::constant_exterior(
+                                       input, 0.0f,
+                                       {{Expr(), Expr()},
+                                        {0, int(in_width)},
+                                        {0, int(in_height)},
+                                        {Expr(), Expr()}})
+                                 : Func(input);
+        Func ci_start("ci_start");
+        const int start_step = blocking.num_blocks > 1 ? blocking.ci_start[1] : 0;
+        bool linear_start = true;
+        for (int i = 0; i < blocking.num_blocks; ++i)
+            linear_start &= blocking.ci_start[i] == i * start_step;
+        if (linear_start) {
+            // Dense convs (step 0) and groups that tile blocks evenly: an affine start lets
+            // Halide prove loads in bounds and simplify addressing.
+            ci_start(b) = b * start_step;
+        } else {
+            // Irregular groupings (e.g. 3 channels per group against 16-lane blocks): a table
+            // compiled into the object, clamped so bounds inference sees a finite range.
+            Buffer<int> table(blocking.num_blocks, "ci_start_table");
+            for (int i = 0; i < blocking.num_blocks; ++i) table(i) = blocking.ci_start[i];
+            ci_start(b) = clamp(table(clamp(b, 0, blocking.num_blocks - 1)), 0,
+                                int(in_channel_stride) - cib);
+        }
+
+        RDom r(0, cib, 0, int(kernel_w), 0, int(kernel_h), "r");
+        const Expr block = c / kWeightBlock, co_local = c % kWeightBlock;
+        const Expr ix = x * int(stride_w) + r.y * int(dilation_w) - int(pad_left);
+        const Expr iy = y * int(stride_h) + r.z * int(dilation_h) - int(pad_top);
+        conv(c, x, y, n) = bias(c);
+        conv(c, x, y, n) +=
+            weights(co_local, r.x, r.y, r.z, block) * in(ci_start(block) + r.x, ix, iy, n);
+        Expr value = conv(c, x, y, n);
+        if (residual_input) value += (*residual_input)(c, x, y, n);
+        output(c, x, y, n) = apply_activation(value, activation, clip_min, clip_max);
+
+        // --- Buffer contract: constant shapes and strides ---
+        set_nhwc_layout(input, in_channel_stride, in_width, in_height, batch);
+        set_nhwc_layout(output, out_channel_stride, out_width, out_height, batch);
+        if (residual_input)
+            set_nhwc_layout(*residual_input, out_channel_stride, out_width, out_height, batch);
+        set_dense_layout(weights,
+                         {kWeightBlock, cib, int(kernel_w), int(kernel_h), blocking.num_blocks});
+        set_dense_layout(bias, {int(out_channel_stride)});
+
+        // --- Schedule ---
+        const int accumulators = accumulator_registers(get_target());
+        const int vectors = ob / vec;
+        const int ty = std::clamp(int(tile_y), 1, int(out_height));
+        int tx = tile_x > 0 ? int(tile_x) : std::max(1, accumulators / (vectors * ty));
+        tx = std::clamp(tx, 1, int(out_width));
+
+        Var co("co"), ci("ci"), xo("xo"), xi("xi"), yo("yo"), yi("yi"), task("task");
+        output.split(c, co, ci, ob)
+            .split(x, xo, xi, tx, TailStrategy::ShiftInwards)
+            .split(y, yo, yi, ty, TailStrategy::ShiftInwards)
+            .vectorize(ci, vec)
+            .unroll(ci)
+            .unroll(xi)
+            .unroll(yi);
+        if (order == LoopOrder::CoOuter) {
+            output.reorder(ci, xi, yi, xo, yo, n, co);
+        } else {
+            output.reorder(ci, xi, yi, co, xo, yo, n);
+        }
+
+        const int row_tasks = int(batch) * ((int(out_height) + ty - 1) / ty);
+        ParallelSplit split = parallel;
+        if (split == ParallelSplit::Auto)
+            split = (row_tasks >= 16 || row_tasks >= blocking.num_blocks) ? ParallelSplit::Rows
+                                                                           : ParallelSplit::Blocks;
+        if (split == ParallelSplit::Blocks && order == LoopOrder::PixelOuter)
+            split = ParallelSplit::Rows;  // blocks are inner loops in this order
+        if (split == ParallelSplit::Rows) {
+            const int per_task = std::max(1, int(rows_per_task) > 0 ? int(rows_per_task) / ty : 1);
+            output.fuse(yo, n, task);
+            if (per_task > 1) {
+                Var to("to"), ti("ti");
+                output.split(task, to, ti, per_task, TailStrategy::GuardWithIf).parallel(to);
+            } else {
+                output.parallel(task);
+            }
+        } else if (split == ParallelSplit::Blocks) {
+            output.parallel(co);
+        }
+
+        conv.compute_at(output, order == LoopOrder::CoOuter ? xo : co)
+            .vectorize(c, vec)
+            .unroll(c)
+            .unroll(x)
+            .unroll(y);
+        conv.update().reorder(c, x, y, r.x, r.y, r.z, n).vectorize(c, vec).unroll(c).unroll(x).unroll(
+            y);
+        if (ci_unroll > 1 && cib % int(ci_unroll) == 0) {
+            RVar rxo("rxo"), rxi("rxi");
+            conv.update().split(r.x, rxo, rxi, ci_unroll).unroll(rxi);
+        }
+    }
+
+private:
+    Var c{"c"}, x{"x"}, y{"y"}, n{"n"}, b{"b"};
+    Func conv{"conv"};
+
+    int choose_oc_block(int vec) const {
+        if (kWeightBlock % vec)
+            throw std::invalid_argument("vector width " + std::to_string(vec) +
+                                        " does not divide the weight block of " +
+                                        std::to_string(kWeightBlock));
+        if (oc_block > 0) {
+            if (int(oc_block) % kWeightBlock || int(out_channel_stride) % int(oc_block))
+                throw std::invalid_argument("oc_block " + std::to_string(int(oc_block)) +
+                                            " must be a multiple of " +
+                                            std::to_string(kWeightBlock) + " and divide " +
+                                            std::to_string(int(out_channel_stride)));
+            return oc_block;
+        }
+        // Up to 4 vectors of output channels per register tile on AVX-512 (32 registers),
+        // 2 on AVX2 (16 registers).
+        const int max_vectors = accumulator_registers(get_target()) >= 24 ? 4 : 2;
+        for (int v = max_vectors; v >= 1; --v)
+            if ((v * vec) % kWeightBlock == 0 && int(out_channel_stride) % (v * vec) == 0)
+                return v * vec;
+        if (int(out_channel_stride) % kWeightBlock == 0) return kWeightBlock;
+        throw std::invalid_argument("out_channel_stride " +
+                                    std::to_string(int(out_channel_stride)) +
+                                    " is not a multiple of " + std::to_string(kWeightBlock));
+    }
+
+    // True when some output pixel's window reaches outside the stored input.
+    bool needs_zero_padding() const {
+        const int reach_h = (out_height - 1) * stride_h + (kernel_h - 1) * dilation_h - pad_top;
+        const int reach_w = (out_width - 1) * stride_w + (kernel_w - 1) * dilation_w - pad_left;
+        return pad_top > 0 || pad_left > 0 || reach_h >= in_height || reach_w >= in_width;
+    }
+};
+
+}  // namespace cardinal::halide_gen
+
+HALIDE_REGISTER_GENERATOR(cardinal::halide_gen::Conv2DGenerator, cardinal_conv2d)

@@ -1,0 +1,30 @@
+// How a convolution's output channels are cut into register blocks and which input channels
+// each block reads. Shared by the Halide conv generator (which reads packed weights) and by the
+// weight packer (which writes them), so the two can never disagree.
+//
+// Output channels are processed in blocks of `oc_block` (a multiple of the vector width). For a
+// dense conv a block reads all input channels. For a grouped conv a block reads the contiguous
+// input-channel range of the groups its output channels belong to; when a group has fewer output
+// channels than a block (ResNeXt's 4 or 8 channels per group against 16 AVX-512 lanes) the block
+// spans several groups and its packed weights are block-diagonal: zero where an output channel
+// and an input channel belong to different groups. That keeps every FMA a full-width vector op
+// with the input broadcast, at the cost of multiplying some zeros.
+#pragma once
+
+#include <vector>
+
+namespace cardinal {
+
+struct ConvBlocking {
+    int oc_block = 0;               // output channels per block
+    int num_blocks = 0;             // out_channel_stride / oc_block
+    int ci_per_block = 0;           // input channels each block reduces over
+    std::vector<int> ci_start;      // first input channel of each block
+};
+
+// in/out_channels are the real counts; *_stride the padded storage counts. oc_block must divide
+// out_channel_stride. Throws std::invalid_argument on inconsistent arguments.
+ConvBlocking compute_conv_blocking(int in_channels, int in_channel_stride, int out_channels,
+                                   int out_channel_stride, int groups, int oc_block);
+
+}  // namespace cardinal

@@ -1,0 +1,317 @@
+#include "cardinal_runtime.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
+// Defined by the Halide runtime linked into every generated library; weak so that tools that
+// only write weights files link without it.
+extern "C" __attribute__((weak)) int halide_set_num_threads(int n);
+
+namespace cardinal::rt {
+
+uint64_t checksum(const void* data, size_t bytes) {
+    // FNV-1a over 64-bit words: fast enough to verify a 350 MB file in a fraction of a second,
+    // and any flipped or truncated byte changes it.
+    const unsigned char* p = static_cast<const unsigned char*>(data);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i + 8 <= bytes; i += 8) {
+        uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+    }
+    return h;
+}
+
+namespace {
+
+struct Header {
+    char magic[8];
+    uint32_t version;
+    uint32_t header_bytes;
+    uint64_t fingerprint;
+    uint64_t payload_bytes;
+    uint64_t payload_checksum;
+    char model[64];
+    char reserved[24];
+};
+static_assert(sizeof(Header) == kWeightsHeaderBytes);
+constexpr char kMagic[8] = {'C', 'A', 'R', 'D', 'W', 'T', 'S', '1'};
+
+std::string hex(uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+}  // namespace
+
+void write_weights_file(const std::string& path, const std::string& model, uint64_t fingerprint,
+                        const std::vector<std::pair<int64_t, std::vector<float>>>& blobs,
+                        int64_t payload_bytes) {
+    std::vector<char> payload(static_cast<size_t>(payload_bytes), 0);
+    for (const auto& [offset, data] : blobs) {
+        if (offset < 0 || offset + int64_t(data.size() * sizeof(float)) > payload_bytes)
+            throw Error("weights blob at offset " + std::to_string(offset) +
+                        " does not fit the payload");
+        std::memcpy(payload.data() + offset, data.data(), data.size() * sizeof(float));
+    }
+    Header h{};
+    std::memcpy(h.magic, kMagic, 8);
+    h.version = kWeightsVersion;
+    h.header_bytes = kWeightsHeaderBytes;
+    h.fingerprint = fingerprint;
+    h.payload_bytes = static_cast<uint64_t>(payload_bytes);
+    h.payload_checksum = checksum(payload.data(), payload.size());
+    std::strncpy(h.model, model.c_str(), sizeof h.model - 1);
+
+    const std::string tmp = path + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) throw Error("cannot write weights file '" + tmp + "': " + std::strerror(errno));
+    const bool ok = std::fwrite(&h, sizeof h, 1, f) == 1 &&
+                    (payload.empty() || std::fwrite(payload.data(), payload.size(), 1, f) == 1);
+    if (std::fclose(f) != 0 || !ok) {
+        std::remove(tmp.c_str());
+        throw Error("cannot write weights file '" + path + "'");
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        throw Error("cannot move weights file into place at '" + path + "'");
+    }
+}
+
+Weights::Weights(const std::string& path, const std::string& model, uint64_t fingerprint,
+                 uint64_t payload_bytes) {
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) throw Error("cannot open weights file '" + path + "': " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        ::close(fd);
+        throw Error("cannot stat weights file '" + path + "'");
+    }
+    const size_t size = static_cast<size_t>(st.st_size);
+    if (size < kWeightsHeaderBytes) {
+        ::close(fd);
+        throw Error("weights file '" + path + "' is truncated: " + std::to_string(size) +
+                    " bytes, shorter than its header");
+    }
+    void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    ::close(fd);
+    if (map == MAP_FAILED) throw Error("cannot map weights file '" + path + "'");
+    map_ = map;
+    map_bytes_ = size;
+    Header h;
+    std::memcpy(&h, map, sizeof h);
+    auto fail = [&](const std::string& why) {
+        ::munmap(map_, map_bytes_);
+        map_ = nullptr;
+        throw Error("weights file '" + path + "' " + why);
+    };
+    if (std::memcmp(h.magic, kMagic, 8) != 0) fail("is not a cardinal weights file");
+    if (h.version != kWeightsVersion)
+        fail("has format version " + std::to_string(h.version) + ", this runtime reads " +
+             std::to_string(kWeightsVersion));
+    char file_model[65] = {};
+    std::memcpy(file_model, h.model, 64);
+    if (h.fingerprint != fingerprint)
+        fail("was made for another network or weight layout (model '" + std::string(file_model) +
+             "', fingerprint " + hex(h.fingerprint) + "; expected model '" + model +
+             "', fingerprint " + hex(fingerprint) + ")");
+    if (h.payload_bytes != payload_bytes)
+        fail("holds " + std::to_string(h.payload_bytes) + " bytes of weights, expected " +
+             std::to_string(payload_bytes));
+    if (size < kWeightsHeaderBytes + payload_bytes)
+        fail("is truncated: " + std::to_string(size) + " bytes, expected " +
+             std::to_string(kWeightsHeaderBytes + payload_bytes));
+    payload_ = static_cast<const char*>(map) + kWeightsHeaderBytes;
+    if (checksum(payload_, payload_bytes) != h.payload_checksum)
+        fail("is corrupt: its checksum does not match its contents");
+}
+
+Weights::~Weights() {
+    if (map_) ::munmap(map_, map_bytes_);
+}
+
+Arena::Arena(size_t bytes) {
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    data_ = static_cast<char*>(std::aligned_alloc(64, rounded ? rounded : 64));
+    if (!data_) throw Error("cannot allocate an activation arena of " + std::to_string(bytes) +
+                            " bytes");
+}
+
+Arena::~Arena() { std::free(data_); }
+
+BufferArg::BufferArg(const void* host,
+                     std::initializer_list<std::pair<int64_t, int64_t>> extent_stride) {
+    int d = 0;
+    for (const auto& [extent, stride] : extent_stride) {
+        if (d == 5) break;
+        dims[d].min = 0;
+        dims[d].extent = static_cast<int32_t>(extent);
+        dims[d].stride = static_cast<int32_t>(stride);
+        dims[d].flags = 0;
+        ++d;
+    }
+    buffer.host = static_cast<uint8_t*>(const_cast<void*>(host));
+    buffer.type = halide_type_t(halide_type_float, 32, 1);
+    buffer.dimensions = d;
+    buffer.dim = dims;
+}
+
+void nchw_to_nhwc(const float* src, float* dst, int n, int c, int h, int w, int channel_stride) {
+    for (int b = 0; b < n; ++b)
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) {
+                float* px = dst + ((int64_t(b) * h + y) * w + x) * channel_stride;
+                for (int ch = 0; ch < c; ++ch)
+                    px[ch] = src[((int64_t(b) * c + ch) * h + y) * w + x];
+                for (int ch = c; ch < channel_stride; ++ch) px[ch] = 0.0f;
+            }
+}
+
+void nhwc_to_nchw(const float* src, float* dst, int n, int c, int h, int w, int channel_stride) {
+    for (int b = 0; b < n; ++b)
+        for (int ch = 0; ch < c; ++ch)
+            for (int y = 0; y < h; ++y)
+                for (int x = 0; x < w; ++x)
+                    dst[((int64_t(b) * c + ch) * h + y) * w + x] =
+                        src[((int64_t(b) * h + y) * w + x) * channel_stride + ch];
+}
+
+void copy_channels(const float* src, int c, int src_stride, float* dst, int dst_offset,
+                   int dst_stride, int64_t pixels) {
+    for (int64_t p = 0; p < pixels; ++p)
+        std::memcpy(dst + p * dst_stride + dst_offset, src + p * src_stride, sizeof(float) * c);
+}
+
+void zero_channels(float* dst, int from, int dst_stride, int64_t pixels) {
+    if (from >= dst_stride) return;
+    for (int64_t p = 0; p < pixels; ++p)
+        std::memset(dst + p * dst_stride + from, 0, sizeof(float) * (dst_stride - from));
+}
+
+namespace {
+
+struct CpuFeature {
+    const char* halide_name;  // feature in a Halide target string
+    const char* readable;
+    bool (*present)();
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+struct X86 {
+    unsigned l1c = 0, l1d = 0, l7b = 0, l7c = 0, l7a1 = 0;
+    bool os_ymm = false, os_zmm = false;
+    X86() {
+        unsigned a, b, c, d;
+        if (__get_cpuid(1, &a, &b, &c, &d)) {
+            l1c = c;
+            l1d = d;
+        }
+        if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+            l7b = b;
+            l7c = c;
+        }
+        if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) l7a1 = a;
+        if (l1c & (1u << 27)) {  // OSXSAVE: ask the OS which register states it saves
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            os_ymm = (lo & 0x6) == 0x6;
+            os_zmm = os_ymm && (lo & 0xe0) == 0xe0;
+        }
+    }
+};
+const X86& x86() {
+    static const X86 info;
+    return info;
+}
+bool bit(unsigned v, int b) { return (v >> b) & 1u; }
+const CpuFeature kFeatures[] = {
+    {"sse41", "SSE4.1", [] { return bit(x86().l1c, 19); }},
+    {"avx", "AVX", [] { return bit(x86().l1c, 28) && x86().os_ymm; }},
+    {"f16c", "F16C", [] { return bit(x86().l1c, 29); }},
+    {"fma", "FMA", [] { return bit(x86().l1c, 12) && x86().os_ymm; }},
+    {"avx2", "AVX2", [] { return bit(x86().l7b, 5) && x86().os_ymm; }},
+    {"avx512", "AVX-512 (F, CD)",
+     [] { return bit(x86().l7b, 16) && bit(x86().l7b, 28) && x86().os_zmm; }},
+    {"avx512_skylake", "AVX-512 (F, CD, BW, DQ, VL)",
+     [] {
+         const unsigned b = x86().l7b;
+         return bit(b, 16) && bit(b, 28) && bit(b, 30) && bit(b, 17) && bit(b, 31) &&
+                x86().os_zmm;
+     }},
+    {"avx512_cannonlake", "AVX-512 IFMA and VBMI",
+     [] { return bit(x86().l7b, 21) && bit(x86().l7c, 1) && x86().os_zmm; }},
+    {"avx512_sapphirerapids", "AVX-VNNI and AVX-512 BF16 (Sapphire Rapids)",
+     [] { return bit(x86().l7a1, 4) && bit(x86().l7a1, 5) && x86().os_zmm; }},
+    {"avxvnni", "AVX-VNNI", [] { return bit(x86().l7a1, 4); }},
+};
+#else
+const CpuFeature kFeatures[] = {
+#if defined(__aarch64__) && defined(__linux__)
+    {"arm_dot_prod", "ARMv8.2 dot product", [] { return (getauxval(AT_HWCAP) & (1ul << 20)) != 0; }},
+#endif
+    {"", "", [] { return true; }},
+};
+#endif
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> parts;
+    std::stringstream ss(s);
+    std::string p;
+    while (std::getline(ss, p, sep)) parts.push_back(p);
+    return parts;
+}
+
+}  // namespace
+
+std::vector<std::string> missing_cpu_features(const std::string& halide_target) {
+    const std::vector<std::string> parts = split(halide_target, '-');
+    std::vector<std::string> missing;
+    if (!parts.empty()) {
+        const std::string arch = parts[0] == "arm" ? "ARM" : parts[0] == "x86" ? "x86" : parts[0];
+#if defined(__x86_64__)
+        if (parts[0] != "x86") return {"the " + arch + " architecture (this CPU is x86-64)"};
+#elif defined(__aarch64__)
+        if (parts[0] != "arm") return {"the " + arch + " architecture (this CPU is AArch64)"};
+#endif
+    }
+    for (const std::string& p : parts)
+        for (const CpuFeature& f : kFeatures)
+            if (p == f.halide_name && !f.present()) missing.push_back(f.readable);
+    return missing;
+}
+
+void require_cpu_features(const std::string& halide_target, const std::string& what) {
+    const std::vector<std::string> missing = missing_cpu_features(halide_target);
+    if (missing.empty()) return;
+    std::string list;
+    for (size_t i = 0; i < missing.size(); ++i) list += (i ? ", " : "") + missing[i];
+    throw Error(what + " was compiled for " + halide_target +
+                ", but this CPU lacks: " + list);
+}
+
+void set_num_threads(int threads) {
+    if (halide_set_num_threads) halide_set_num_threads(threads);
+}
+
+double now_seconds() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace cardinal::rt

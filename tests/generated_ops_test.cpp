@@ -1,0 +1,151 @@
+// Each layer pipeline, generated for this CPU, against the reference implementation on shapes
+// chosen to break assumptions: channel counts that are not multiples of the vector width, odd
+// spatial sizes, strides, asymmetric padding, dilation, 1xN kernels, groups of 1, 2, 3, 32 and
+// 64, depthwise with and without a channel multiplier, and batches above 1.
+#include <catch2/catch.hpp>
+
+#include "generated_test_util.h"
+
+using namespace cardinal;
+using namespace cardinal::test;
+
+namespace {
+
+// Generated output within 1e-5 relative L2 of the reference (float sums in another order).
+void check_matches_reference(const Graph& g, const std::string& tag) {
+    auto net = generate_and_load(g, tag);
+    for (uint64_t seed : {1u, 2u}) {
+        const Tensor input = random_input(g.input_shape, seed);
+        const Tensor want = reference::run(g, input);
+        const std::vector<float> got = run_generated(*net, input);
+        REQUIRE(got.size() == want.data.size());
+        INFO(tag << " seed " << seed);
+        CHECK(relative_l2(got, want.data) <= 1e-5);
+    }
+}
+
+ConvSpec conv_spec(int out, int kh, int kw, int sh, int sw, Padding2D pad, int dil, int groups,
+                   bool bias) {
+    ConvSpec s;
+    s.out_channels = out;
+    s.kernel_h = kh;
+    s.kernel_w = kw;
+    s.stride_h = sh;
+    s.stride_w = sw;
+    s.pad = pad;
+    s.dilation_h = s.dilation_w = dil;
+    s.groups = groups;
+    s.bias = bias;
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("generated dense conv: 5->7 channels 3x3 odd 9x11 image batch 2 with bias") {
+    GraphBuilder b("conv_dense", Shape{2, 5, 9, 11}, 1);
+    auto y = b.conv("conv", b.input(), conv_spec(7, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, true));
+    check_matches_reference(std::move(b).finish(y), "conv_dense");
+}
+
+TEST_CASE("generated conv: stride 2 asymmetric padding 1x3 and 3x1 kernels") {
+    GraphBuilder b("conv_strided", Shape{1, 6, 13, 10}, 2);
+    auto y = b.conv("a", b.input(), conv_spec(19, 1, 3, 2, 2, {0, 1, 2, 0}, 1, 1, false));
+    y = b.conv("b", y, conv_spec(17, 3, 1, 1, 2, {2, 0, 1, 0}, 1, 1, true));
+    check_matches_reference(std::move(b).finish(y), "conv_strided");
+}
+
+TEST_CASE("generated conv: dilation 2 and a 7x7 stride-2 stem on 3 channels") {
+    GraphBuilder b("conv_dilated", Shape{1, 3, 23, 21}, 3);
+    auto y = b.conv("stem", b.input(), conv_spec(16, 7, 7, 2, 2, {3, 3, 3, 3}, 1, 1, false));
+    y = b.conv("dil", y, conv_spec(20, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 1, true));
+    check_matches_reference(std::move(b).finish(y), "conv_dilated");
+}
+
+TEST_CASE("generated grouped conv: groups 2 and 3 with odd channels per group") {
+    GraphBuilder b("conv_groups_small", Shape{2, 6, 7, 9}, 4);
+    auto y = b.conv("g2", b.input(), conv_spec(10, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 2, true));
+    y = b.conv("g3", y, conv_spec(9, 3, 3, 2, 2, {1, 0, 1, 1}, 1, 1, false));
+    y = b.conv("g3b", y, conv_spec(15, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 3, true));
+    check_matches_reference(std::move(b).finish(y), "conv_groups_small");
+}
+
+TEST_CASE("generated grouped conv: groups 32 (ResNeXt 4 per group) and 64 (2 per group)") {
+    GraphBuilder b("conv_groups_large", Shape{1, 128, 9, 7}, 5);
+    auto y = b.conv("g32", b.input(), conv_spec(128, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 32, false));
+    y = b.conv("g64", y, conv_spec(128, 3, 3, 2, 2, {1, 1, 1, 1}, 1, 64, true));
+    y = b.conv("g32_8", y, conv_spec(256, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 32, false));
+    check_matches_reference(std::move(b).finish(y), "conv_groups_large");
+}
+
+TEST_CASE("generated depthwise conv: 24 channels stride 2 and channel multiplier 2") {
+    GraphBuilder b("depthwise", Shape{2, 24, 11, 9}, 6);
+    auto y = b.conv("dw", b.input(), conv_spec(24, 3, 3, 2, 2, {1, 1, 1, 1}, 1, 24, true));
+    y = b.conv("dw_mult2", y, conv_spec(48, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 24, false));
+    y = b.conv("dw_dil", y, conv_spec(48, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 48, false));
+    check_matches_reference(std::move(b).finish(y), "depthwise");
+}
+
+TEST_CASE("generated fused epilogues: BN folding residual add ReLU and ReLU6") {
+    GraphBuilder b("epilogues", Shape{1, 8, 10, 10}, 7);
+    auto x = b.conv("c1", b.input(), conv_spec(20, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, false));
+    x = b.batch_norm("bn1", x);
+    x = b.relu("r1", x);
+    auto y = b.conv("c2", x, conv_spec(20, 1, 1, 1, 1, {}, 1, 1, false));
+    y = b.batch_norm("bn2", y);
+    x = b.add("add", y, x);
+    x = b.relu("r2", x);
+    auto z = b.conv("c3", x, conv_spec(20, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 20, true));
+    z = b.batch_norm("bn3", z);
+    z = b.clip("r6", z, 0.0f, 6.0f);
+    check_matches_reference(std::move(b).finish(z), "epilogues");
+}
+
+TEST_CASE("generated standalone ops: unfused BatchNorm ReLU Add Pad Concat") {
+    GraphBuilder b("standalone", Shape{2, 5, 8, 7}, 8);
+    auto p1 = b.max_pool("mp", b.input(), PoolWindow{3, 3, 1, 1, {1, 1, 1, 1}, false});
+    auto p2 = b.average_pool("ap", b.input(), PoolWindow{3, 3, 1, 1, {1, 1, 1, 1}, false}, true);
+    auto a = b.add("add", p1, p2);
+    a = b.batch_norm("bn", a);
+    a = b.relu("relu", a);
+    auto padded = b.pad("pad", a, {1, 2, 0, 1}, 0.0f);
+    auto c = b.conv("c", padded, conv_spec(11, 2, 2, 1, 1, {}, 1, 1, true));
+    auto d = b.conv("d", padded, conv_spec(6, 2, 2, 1, 1, {}, 1, 1, false));
+    auto cat = b.concat("cat", {c, d, c});
+    auto out = b.conv("mix", cat, conv_spec(9, 1, 1, 1, 1, {}, 1, 1, true));
+    check_matches_reference(std::move(b).finish(out), "standalone");
+}
+
+TEST_CASE("generated pooling: ceil_mode count_include_pad both ways asymmetric padding") {
+    GraphBuilder b("pooling", Shape{1, 18, 11, 12}, 9);
+    auto m = b.max_pool("max_ceil", b.input(), PoolWindow{3, 3, 2, 2, {0, 1, 1, 0}, true});
+    auto a1 = b.average_pool("avg_incl", m, PoolWindow{3, 2, 2, 1, {1, 1, 1, 1}, true}, true);
+    auto a2 = b.average_pool("avg_excl", m, PoolWindow{3, 2, 2, 1, {1, 1, 1, 1}, true}, false);
+    auto s = b.add("sum", a1, a2);
+    check_matches_reference(std::move(b).finish(s), "pooling");
+}
+
+TEST_CASE("generated classifier head: global pool flatten dense softmax - batch 3") {
+    GraphBuilder b("head", Shape{3, 40, 5, 3}, 10);
+    auto g = b.global_average_pool("gap", b.input());
+    g = b.flatten("flatten", g);
+    g = b.dense("fc", g, 13, true);
+    g = b.relu("relu", g);
+    g = b.dense("fc2", g, 7, false);
+    g = b.softmax("softmax", g);
+    check_matches_reference(std::move(b).finish(g), "head");
+}
+
+TEST_CASE("generated dense layer on a flattened spatial tensor (NCHW flatten order)") {
+    GraphBuilder b("flatten_spatial", Shape{2, 5, 4, 3}, 11);
+    auto x = b.conv("c", b.input(), conv_spec(6, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, true));
+    x = b.flatten("flatten", x);
+    x = b.dense("fc", x, 9, true);
+    check_matches_reference(std::move(b).finish(x), "flatten_spatial");
+}
+
+TEST_CASE("generated network output that is a flattened spatial tensor") {
+    GraphBuilder b("flatten_output", Shape{2, 3, 4, 5}, 12);
+    auto x = b.conv("c", b.input(), conv_spec(7, 1, 1, 1, 1, {}, 1, 1, true));
+    x = b.flatten("flatten", x);
+    check_matches_reference(std::move(b).finish(x), "flatten_output");
+}
