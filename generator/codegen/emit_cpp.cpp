@@ -247,6 +247,9 @@ std::string emit_source(const NetworkPlan& plan, const EmitOptions& o, uint64_t 
                       << dims_text(arg.dims) << ");";
                     if (arg.kind == KernelArg::Kind::Weights)
                         s << "  // " << plan.blobs[arg.index].name;
+                    else
+                        s << "  // " << (a + 1 == st.args.size() ? "out: " : "in: ")
+                          << plan.tensors[arg.index].name;
                     s << "\n";
                 }
                 s << "        cardinal::rt::check_kernel(" << st.function_name << "(";

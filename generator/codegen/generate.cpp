@@ -94,7 +94,8 @@ void compile_in_parallel(const std::vector<CompileJob>& work, const std::string&
             const std::string msg = read_file(log_dir / (std::to_string(i) + ".err"));
             failures += (msg.empty() ? "compiling " + work[i].spec.str() + " crashed" : msg) + "\n";
         }
-        if (!quiet)
+        // A live counter on a terminal; one line at the end otherwise (logs stay readable).
+        if (!quiet && (::isatty(2) || done == work.size()))
             std::fprintf(stderr, "\r  compiled %zu/%zu layer kernels", done, work.size());
     };
     while (next < work.size() || !running.empty()) {

@@ -1,0 +1,93 @@
+// `cardinal generate`: writes a network's generated C++, compiled layer kernels, weights and
+// runtime into a folder (see codegen/generate.h).
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/engines.h"
+#include "cli/schedules.h"
+#include "codegen/emit_cpp.h"
+#include "codegen/generate.h"
+#include "codegen/targets.h"
+#include "ir/error.h"
+
+namespace cardinal::cli {
+
+namespace {
+
+void write_text(const std::filesystem::path& p, const std::string& text) {
+    const std::filesystem::path tmp = p.string() + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::binary);
+        f << text;
+        if (!f) throw Error("cannot write '" + p.string() + "'");
+    }
+    std::filesystem::rename(tmp, p);
+}
+
+}  // namespace
+
+int generate_command(const Args& args) {
+    po::options_description options("Options");
+    ModelOptions m;
+    CodegenOptions c;
+    std::string out, name;
+    bool sources_only = false;
+    add_model_options(options, m, /*with_seed=*/true);
+    add_codegen_options(options, c);
+    options.add_options()                                                              //
+        ("out", po::value(&out)->value_name("DIR"),
+         "Output folder (default: ./NAME); created if missing")                       //
+        ("name", po::value(&name)->value_name("NAME"),
+         "Name of the files, class and C symbols (default: the model's name)")        //
+        ("sources-only", po::bool_switch(&sources_only),
+         "Write only NAME.h and NAME.cpp (no compiling, no weights): what generated/ holds");
+    po::variables_map vm;
+    if (!parse_options({"generate", "(--model NAME | --onnx FILE) [options]",
+                        "Generates specialized C++ for a network: NAME.h and NAME.cpp stitch "
+                        "the layers, libNAME.a holds one ahead-of-time compiled Halide object "
+                        "per unique layer kernel plus the Halide runtime, NAME.weights holds "
+                        "the packed weights. Nothing is left in the folder if generation "
+                        "fails."},
+                       options, args, vm))
+        return 0;
+    check_model_options(m);
+    if (c.jobs < 0) throw UsageError("-j must be 0 or more, got " + std::to_string(c.jobs));
+
+    const Graph g = build_model(m);
+    GenerateOptions o;
+    o.target = resolve_target(c.target);
+    o.jobs = c.jobs;
+    o.name = name;
+    o.lowering = schedule_lowering_options(c.schedules, o.target);
+    o.out_dir = out.empty() ? identifier_for(name.empty() ? g.name : name) : out;
+
+    if (sources_only) {
+        const GeneratedSources s = generate_sources(g, o);
+        std::filesystem::create_directories(o.out_dir);
+        write_text(std::filesystem::path(o.out_dir) / (s.name + ".h"), s.header);
+        write_text(std::filesystem::path(o.out_dir) / (s.name + ".cpp"), s.source);
+        std::cout << "wrote " << s.name << ".h and " << s.name << ".cpp to " << o.out_dir << "\n";
+        return 0;
+    }
+
+    const GenerateResult r = generate_network(g, o);
+    int kernel_steps = 0;
+    for (const PlannedStep& st : r.plan.steps) kernel_steps += st.kind == StepKind::Kernel;
+    std::cout << "Generated " << g.name << " (" << r.name << ") for " << o.target << " in "
+              << fixed(r.seconds, 1) << " s\n"
+              << "  folder:          " << std::filesystem::absolute(o.out_dir).string() << "\n"
+              << "  steps:           " << r.plan.steps.size() << " (" << kernel_steps
+              << " layer kernels, " << r.unique_kernels << " unique: " << r.compiled
+              << " compiled, " << r.cached << " from the object cache)\n"
+              << "  schedules:       " << r.database_schedules << " from the database, "
+              << r.default_schedules << " defaults\n"
+              << "  MACs:            " << with_commas(r.plan.total_macs) << "\n"
+              << "  arena:           " << with_commas(r.plan.arena_bytes) << " bytes (all "
+              << "activations: " << with_commas(total_activation_bytes(r.plan)) << ")\n"
+              << "  weights:         " << with_commas(r.plan.weights_bytes) << " bytes\n";
+    return 0;
+}
+
+}  // namespace cardinal::cli
