@@ -15,7 +15,8 @@ extern "C" {
 struct cardinal_network_api {
     int version; /* CARDINAL_NETWORK_API_VERSION */
     const char* model;
-    const char* target;
+    int num_variants;                   /* code variants (one per target), best first */
+    const char* const* variant_targets; /* their Halide target strings */
     int64_t input_shape[4]; /* NCHW */
     int output_rank;
     int64_t output_shape[4]; /* first output_rank entries are meaningful */
@@ -27,6 +28,7 @@ struct cardinal_network_api {
                double* step_seconds);
     void (*destroy)(void* network);
     void (*set_num_threads)(int threads);
+    int (*selected_variant)(void* network); /* the variant create() picked */
     const char* (*step_layers)(int step);
     const char* (*step_description)(int step);
     const char* (*step_schedule)(int step);

@@ -305,6 +305,31 @@ void require_cpu_features(const std::string& halide_target, const std::string& w
                 ", but this CPU lacks: " + list);
 }
 
+int select_variant(const char* const* targets, int count, const std::string& what) {
+    if (const char* forced = std::getenv("CARDINAL_VARIANT"); forced && *forced) {
+        int chosen = -1;
+        char* end = nullptr;
+        const long index = std::strtol(forced, &end, 10);
+        if (end && *end == 0 && index >= 0 && index < count) chosen = int(index);
+        for (int i = 0; i < count && chosen < 0; ++i)
+            if (std::string(targets[i]) == forced) chosen = i;
+        if (chosen < 0) {
+            std::string list;
+            for (int i = 0; i < count; ++i)
+                list += (i ? ", " : "") + std::to_string(i) + " = " + targets[i];
+            throw Error("CARDINAL_VARIANT='" + std::string(forced) + "' names none of " + what +
+                        "'s variants (" + list + ")");
+        }
+        require_cpu_features(targets[chosen], what + " (variant " + std::to_string(chosen) + ")");
+        return chosen;
+    }
+    for (int i = 0; i < count; ++i)
+        if (missing_cpu_features(targets[i]).empty()) return i;
+    // None runs here: name what the fallback (last) variant needs.
+    require_cpu_features(targets[count - 1], what);
+    throw Error(what + " has no code variant for this CPU");
+}
+
 void set_num_threads(int threads) {
     if (halide_set_num_threads) halide_set_num_threads(threads);
 }

@@ -104,6 +104,11 @@ void zero_channels(float* dst, int from, int dst_stride, int64_t pixels);
 std::vector<std::string> missing_cpu_features(const std::string& halide_target);
 // Throws Error naming the missing features.
 void require_cpu_features(const std::string& halide_target, const std::string& what);
+// Picks which of a network's code variants (Halide targets, best first) to run: the one the
+// environment variable CARDINAL_VARIANT names (an index, or a target string) if set, else the
+// first whose features this CPU has. Throws Error naming the missing features when the CPU can
+// run none (or not the one asked for) — never lets a kernel hit an illegal instruction.
+int select_variant(const char* const* targets, int count, const std::string& what);
 
 // --- Threads and time ---------------------------------------------------------------------
 // Threads Halide's pool uses for every layer (0: one per core).

@@ -27,7 +27,7 @@ std::string read(const std::filesystem::path& p) {
 
 TEST_CASE("generated/ matches what the generator emits today byte for byte") {
     GenerateOptions o;
-    o.target = resolve_target("x86-64-avx2");
+    o.targets = {resolve_target("x86-64-avx2")};
     for (const ZooModel& m : zoo_models()) {
         const GeneratedSources g = generate_sources(build_zoo_model(m.name), o);
         const std::filesystem::path dir =
@@ -40,7 +40,7 @@ TEST_CASE("generated/ matches what the generator emits today byte for byte") {
 
 TEST_CASE("generating the same network twice gives identical sources") {
     GenerateOptions o;
-    o.target = resolve_target("x86-64-avx512");
+    o.targets = {resolve_target("x86-64-avx512")};
     const GeneratedSources a = generate_sources(build_zoo_model("mobilenet_v2", 2, 96), o);
     const GeneratedSources b = generate_sources(build_zoo_model("mobilenet_v2", 2, 96), o);
     CHECK(a.header == b.header);

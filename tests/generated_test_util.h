@@ -28,7 +28,7 @@ inline std::unique_ptr<LoadedNetwork> generate_and_load(const Graph& graph, cons
     GenerateOptions o;
     o.out_dir = test_dir(tag);
     std::filesystem::remove_all(o.out_dir);
-    o.target = resolve_target(target);
+    o.targets = resolve_targets(target);
     o.cache_dir = CARDINAL_TEST_CACHE_DIR;
     o.quiet = true;
     const GenerateResult r = generate_network(graph, o);

@@ -163,9 +163,9 @@ TEST_CASE("a failed generation leaves nothing in the output folder") {
     fs::remove_all(o.out_dir);
     o.cache_dir = CARDINAL_TEST_CACHE_DIR;
     o.quiet = true;
-    o.target = "x86-64-linux-sse41";
+    o.targets = {"x86-64-linux-sse41"};
     // A schedule knob the generator rejects makes the compile fail after lowering succeeded.
-    o.lowering.schedules = [](const KernelSpec&) {
+    o.schedules = [](const KernelSpec&, const std::string&) {
         std::map<std::string, std::string> knobs{{"oc_block", "24"}};
         return std::optional<std::map<std::string, std::string>>(knobs);
     };

@@ -18,7 +18,9 @@ namespace cardinal_generated {
 class Resnext101_64x4d {
 public:
     static constexpr const char* kModel = "resnext101_64x4d";
-    static constexpr const char* kTarget = "x86-64-linux-avx-avx2-f16c-fma-sse41";
+    // Code variants, best first; load() picks the first this CPU supports.
+    static constexpr int kNumVariants = 1;
+    static const char* const kTargets[kNumVariants];
     static constexpr int kBatch = 1;
     static constexpr int kInputChannels = 3;
     static constexpr int kInputHeight = 224;
@@ -28,15 +30,15 @@ public:
     static constexpr int64_t kOutputElements = 1000;
     // Activation arena: peak bytes of all live activations (planned from lifetimes).
     static constexpr size_t kArenaBytes = 12845056;
-    static constexpr size_t kWeightsBytes = 334402496;
-    static constexpr uint64_t kWeightsFingerprint = 0x2c5296e2712e8efull;
+    static constexpr size_t kWeightsBytes = 333480896;
+    static constexpr uint64_t kWeightsFingerprint = 0x6491a06395cbb65cull;
     static constexpr int kNumSteps = 109;
     static constexpr int64_t kMacs = 15460270080;
 
     struct Step {
         const char* layers;       // IR layers computed
         const char* description;  // op, shapes, epilogue
-        const char* kernel;       // compiled function
+        const char* kernel;       // compiled function (first variant)
         const char* schedule;     // where its schedule came from and its knobs
         int64_t macs;
     };
@@ -44,20 +46,25 @@ public:
 
     Resnext101_64x4d();
     ~Resnext101_64x4d();
-    // Checks the CPU, then maps and validates the weights file. Throws
-    // cardinal::rt::Error with a clear message.
+    // Picks the code variant (the first this CPU supports, or the one the environment
+    // variable CARDINAL_VARIANT names by index or target), then maps and validates the
+    // weights file. Throws cardinal::rt::Error with a clear message.
     void load(const std::string& weights_path);
+    // The variant load() picked and its Halide target.
+    int variant() const { return variant_; }
+    const char* target() const { return kTargets[variant_ < 0 ? 0 : variant_]; }
     // Runs one batch: input NCHW (kInputElements floats), output kOutputElements floats.
     // Uses this object's arena: one call at a time per object.
     void run(const float* input_nchw, float* output);
-    // Thread-safe variant: each concurrent caller passes its own arena of kArenaBytes
-    // (64-byte aligned). step_seconds, if not null, receives kNumSteps timings.
+    // Thread-safe: each concurrent caller passes its own arena of kArenaBytes (64-byte
+    // aligned). step_seconds, if not null, receives kNumSteps timings.
     void run(const float* input_nchw, float* output, void* arena,
              double* step_seconds = nullptr) const;
     // Threads for every layer (0: one per core).
     static void set_num_threads(int threads);
 
 private:
+    int variant_ = -1;
     std::unique_ptr<cardinal::rt::Weights> weights_;
     std::unique_ptr<cardinal::rt::Arena> arena_;
 };

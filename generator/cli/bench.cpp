@@ -95,7 +95,7 @@ int bench_command(const Args& args) {
     std::string target;
     if (engine == "generated") {
         net = load_generated(g, c);
-        target = net->api().target;
+        target = net->api().variant_targets[net->api().selected_variant(net->network())];
         net->api().set_num_threads(threads);
         int64_t out_elems = 1;
         for (int i = 0; i < net->api().output_rank; ++i) out_elems *= net->api().output_shape[i];

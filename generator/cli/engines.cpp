@@ -24,9 +24,9 @@ void add_codegen_options(po::options_description& options, CodegenOptions& c) {
 
 std::unique_ptr<LoadedNetwork> load_generated(const Graph& graph, const CodegenOptions& c) {
     GenerateOptions o;
-    o.target = resolve_target(c.target);
+    o.targets = resolve_targets(c.target);
     o.jobs = c.jobs;
-    o.lowering = schedule_lowering_options(c.schedules, o.target);
+    o.schedules = schedule_lookup(c.schedules);
     // One folder per distinct network + target + schedules: the sources name all of them.
     const GeneratedSources sources = generate_sources(graph, o);
     uint64_t h = 1469598103934665603ull;
@@ -37,7 +37,7 @@ std::unique_ptr<LoadedNetwork> load_generated(const Graph& graph, const CodegenO
                  (sources.name + "-" + key))
                     .string();
     if (!std::filesystem::exists(std::filesystem::path(o.out_dir) / (sources.name + ".weights"))) {
-        std::cerr << "cardinal: generating " << graph.name << " for " << o.target << "\n";
+        std::cerr << "cardinal: generating " << graph.name << " for " << c.target << "\n";
         generate_network(graph, o);
     }
     return std::make_unique<LoadedNetwork>(o.out_dir, sources.name);

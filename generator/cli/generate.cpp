@@ -1,5 +1,6 @@
 // `cardinal generate`: writes a network's generated C++, compiled layer kernels, weights and
 // runtime into a folder (see codegen/generate.h).
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -57,36 +58,58 @@ int generate_command(const Args& args) {
 
     const Graph g = build_model(m);
     GenerateOptions o;
-    o.target = resolve_target(c.target);
     o.jobs = c.jobs;
     o.name = name;
-    o.lowering = schedule_lowering_options(c.schedules, o.target);
-    o.out_dir = out.empty() ? identifier_for(name.empty() ? g.name : name) : out;
+    o.schedules = schedule_lookup(c.schedules);
+    const std::string dir = out.empty() ? identifier_for(name.empty() ? g.name : name) : out;
 
-    if (sources_only) {
-        const GeneratedSources s = generate_sources(g, o);
-        std::filesystem::create_directories(o.out_dir);
-        write_text(std::filesystem::path(o.out_dir) / (s.name + ".h"), s.header);
-        write_text(std::filesystem::path(o.out_dir) / (s.name + ".cpp"), s.source);
-        std::cout << "wrote " << s.name << ".h and " << s.name << ".cpp to " << o.out_dir << "\n";
-        return 0;
+    // Targets of one architecture share a folder (a fat library for several x86 targets);
+    // several architectures get one sub-folder each, named after the first preset of each.
+    std::vector<std::pair<std::string, std::vector<std::string>>> groups;  // folder, targets
+    for (const std::string& t : resolve_targets(c.target)) {
+        const std::string arch = t.substr(0, t.find('-'));
+        auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& grp) {
+            return grp.second[0].substr(0, grp.second[0].find('-')) == arch;
+        });
+        if (it == groups.end()) {
+            const TargetPreset* preset = preset_for(t);
+            groups.push_back({preset ? preset->name : (arch == "arm" ? "arm64" : arch), {t}});
+        } else {
+            it->second.push_back(t);
+        }
     }
 
-    const GenerateResult r = generate_network(g, o);
-    int kernel_steps = 0;
-    for (const PlannedStep& st : r.plan.steps) kernel_steps += st.kind == StepKind::Kernel;
-    std::cout << "Generated " << g.name << " (" << r.name << ") for " << o.target << " in "
-              << fixed(r.seconds, 1) << " s\n"
-              << "  folder:          " << std::filesystem::absolute(o.out_dir).string() << "\n"
-              << "  steps:           " << r.plan.steps.size() << " (" << kernel_steps
-              << " layer kernels, " << r.unique_kernels << " unique: " << r.compiled
-              << " compiled, " << r.cached << " from the object cache)\n"
-              << "  schedules:       " << r.database_schedules << " from the database, "
-              << r.default_schedules << " defaults\n"
-              << "  MACs:            " << with_commas(r.plan.total_macs) << "\n"
-              << "  arena:           " << with_commas(r.plan.arena_bytes) << " bytes (all "
-              << "activations: " << with_commas(total_activation_bytes(r.plan)) << ")\n"
-              << "  weights:         " << with_commas(r.plan.weights_bytes) << " bytes\n";
+    for (const auto& [folder, targets] : groups) {
+        o.targets = targets;
+        o.out_dir = groups.size() == 1 ? dir : (std::filesystem::path(dir) / folder).string();
+        if (sources_only) {
+            const GeneratedSources s = generate_sources(g, o);
+            std::filesystem::create_directories(o.out_dir);
+            write_text(std::filesystem::path(o.out_dir) / (s.name + ".h"), s.header);
+            write_text(std::filesystem::path(o.out_dir) / (s.name + ".cpp"), s.source);
+            std::cout << "wrote " << s.name << ".h and " << s.name << ".cpp to " << o.out_dir
+                      << "\n";
+            continue;
+        }
+        const GenerateResult r = generate_network(g, o);
+        int kernel_steps = 0;
+        for (const PlannedStep& st : r.plan.steps) kernel_steps += st.kind == StepKind::Kernel;
+        std::cout << "Generated " << g.name << " (" << r.name << ") in " << fixed(r.seconds, 1)
+                  << " s\n"
+                  << "  folder:          " << std::filesystem::absolute(o.out_dir).string() << "\n";
+        for (size_t v = 0; v < targets.size(); ++v)
+            std::cout << "  variant " << v << ":       " << targets[v]
+                      << (v + 1 == targets.size() && v ? " (fallback)" : "") << "\n";
+        std::cout << "  steps:           " << r.plan.steps.size() << " (" << kernel_steps
+                  << " layer kernels; " << r.unique_kernels << " unique objects: " << r.compiled
+                  << " compiled, " << r.cached << " from the object cache)\n"
+                  << "  schedules:       " << r.database_schedules << " from the database, "
+                  << r.default_schedules << " defaults\n"
+                  << "  MACs:            " << with_commas(r.plan.total_macs) << "\n"
+                  << "  arena:           " << with_commas(r.plan.arena_bytes) << " bytes (all "
+                  << "activations: " << with_commas(total_activation_bytes(r.plan)) << ")\n"
+                  << "  weights:         " << with_commas(r.plan.weights_bytes) << " bytes\n";
+    }
     return 0;
 }
 

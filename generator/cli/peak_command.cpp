@@ -35,7 +35,8 @@ int peak_command(const Args& args) {
     bool no_memory = false;
     options.add_options()  //
         ("isa", po::value(&isa_option)->value_name("ISA")->default_value("all"),
-         ("ISA to measure: " + isa_choices() + " (every one this build targets)").c_str())  //
+         ("ISA to measure: " + isa_choices() + " (every ISA of this build's architecture)")
+             .c_str())  //
         ("threads", po::value(&threads)->value_name("N")->default_value(0),
          "Measure with 1, 2, ..., N threads (0: one per physical core)")  //
         ("seconds", po::value(&seconds)->value_name("S")->default_value(0.2, "0.2"),
@@ -122,14 +123,15 @@ int peak_command(const Args& args) {
     const std::string cpu = cpu_name();
     std::cout << (cpu.empty() ? "unknown CPU" : cpu) << ": " << logical_cpu_count()
               << " logical CPUs, " << physical_core_count() << " physical cores\n\n"
-              << "fp32 FMA peak (2 flops per lane per FMA; best 20+ ms slice of "
-              << fixed(seconds, 2) << " s):\n";
+              << "fp32 FMA peak, GFLOP/s (2 flops per lane per FMA; best slice of "
+              << fixed(seconds, 2) << " s per measurement):\n";
     if (unsupported.size() < isas.size()) std::cout << fma_table.str();
     for (const std::string& name : unsupported)
         std::cout << name << ": " << kNotSupported << "\n";
     if (!no_memory)
-        std::cout << "\nMemory bandwidth (GB/s = 1e9 bytes/s; " << (buffer_bytes >> 20)
-                  << " MiB buffer; copy counts 2 and triad 3 arrays, as STREAM does):\n"
+        std::cout << "\nMemory bandwidth over a " << (buffer_bytes >> 20)
+                  << " MiB buffer, GB/s (1e9 bytes/s; copy and triad count bytes read and "
+                     "written, as STREAM does):\n"
                   << memory_table.str();
     return 0;
 }

@@ -4,7 +4,7 @@
 
 namespace cardinal::cli {
 
-LoweringOptions schedule_lowering_options(const std::string& schedules, const std::string&) {
+ScheduleLookup schedule_lookup(const std::string& schedules) {
     if (schedules.empty() || schedules == "none") return {};  // no database committed yet
     throw Error("schedule databases are not supported yet ('" + schedules +
                 "'); use --schedules none");

@@ -1,6 +1,8 @@
 // Emits the generated C++ that stitches a network's compiled layers: NAME.h (a class with the
 // network's shapes, arena size and offsets as constants, load(), run()) and NAME.cpp (one block
 // per step naming its layer, shape, kernel, schedule and target), plus a plain C entry point.
+// With several targets, NAME.cpp holds one kernel table per target and load() picks the first
+// the CPU supports (or the one CARDINAL_VARIANT names).
 #pragma once
 
 #include <string>
@@ -11,7 +13,6 @@ namespace cardinal {
 
 struct EmitOptions {
     std::string name;         // identifier-safe network name, e.g. "resnext50_32x4d"
-    std::string target;       // Halide target string the objects were compiled for
     std::string generator_version;
 };
 

@@ -137,18 +137,44 @@ std::string default_cache_dir() {
 
 namespace {
 
-void check_target(const std::string& target) {
-    if (!Halide::Target::validate_target_string(target))
-        throw Error("'" + target + "' is not a valid Halide target string");
+std::string architecture_of(const std::string& target) {
+    return target.substr(0, target.find('-'));
 }
 
-// Lowers the graph and names every kernel step's compiled function after its content key.
+// Lowers the graph, then for every target gives every unique layer kernel its schedule knobs
+// and names its compiled function after its content key.
 NetworkPlan plan_network(const Graph& graph, const GenerateOptions& options) {
-    check_target(options.target);
-    NetworkPlan plan = lower_graph(graph, options.lowering);
-    for (PlannedStep& st : plan.steps)
-        if (st.kind == StepKind::Kernel)
-            st.function_name = "cardinal_k" + object_key(st.kernel, options.target);
+    if (options.targets.empty()) throw Error("no target given");
+    for (const std::string& t : options.targets) {
+        if (!Halide::Target::validate_target_string(t) || t.find(',') != std::string::npos)
+            throw Error("'" + t + "' is not a valid Halide target string");
+        if (architecture_of(t) != architecture_of(options.targets[0]))
+            throw Error("one generated library holds one architecture; '" + t + "' and '" +
+                        options.targets[0] + "' differ (generate them into separate folders)");
+    }
+    NetworkPlan plan = lower_graph(graph);
+    plan.targets = options.targets;
+    std::map<KernelSpec, int> slots;
+    for (PlannedStep& st : plan.steps) {
+        if (st.kind != StepKind::Kernel) continue;
+        auto [it, inserted] = slots.emplace(st.kernel, int(plan.kernels.size()));
+        if (inserted) plan.kernels.push_back(st.kernel);
+        st.kernel_slot = it->second;
+    }
+    for (const std::string& target : plan.targets) {
+        std::vector<CompiledKernel> compiled;
+        for (const KernelSpec& base : plan.kernels) {
+            CompiledKernel k{base, "", "default"};
+            if (options.schedules)
+                if (auto knobs = options.schedules(base, target)) {
+                    for (const auto& [key, value] : *knobs) k.spec.params[key] = value;
+                    k.schedule_source = "database";
+                }
+            k.function_name = "cardinal_k" + object_key(k.spec, target);
+            compiled.push_back(std::move(k));
+        }
+        plan.variant_kernels.push_back(std::move(compiled));
+    }
     return plan;
 }
 
@@ -163,7 +189,7 @@ GeneratedSources generate_sources(const Graph& graph, const GenerateOptions& opt
     g.name = network_name(graph, options);
     g.plan = plan_network(graph, options);
     const uint64_t fingerprint = weights_fingerprint(g.plan);
-    const EmitOptions eo{g.name, options.target, kGeneratorVersion};
+    const EmitOptions eo{g.name, kGeneratorVersion};
     g.header = emit_header(g.plan, eo, fingerprint);
     g.source = emit_source(g.plan, eo, fingerprint);
     return g;
@@ -178,28 +204,29 @@ GenerateResult generate_network(const Graph& graph, const GenerateOptions& optio
     result.plan = plan_network(graph, options);
     NetworkPlan& plan = result.plan;
 
-    // Unique kernels and their cached objects.
+    // Unique compiled kernels (per target) and their cached objects.
     const fs::path cache = fs::path(options.cache_dir.empty() ? default_cache_dir()
                                                               : options.cache_dir) / "objects";
     fs::create_directories(cache);
-    std::map<std::string, CompileJob> unique;  // key -> job
-    for (PlannedStep& st : plan.steps) {
-        if (st.kind != StepKind::Kernel) continue;
-        (st.schedule_source == "database" ? result.database_schedules
-                                          : result.default_schedules)++;
-        const std::string key = st.function_name.substr(std::string("cardinal_k").size());
-        if (!unique.count(key))
-            unique[key] = {st.kernel, st.function_name, cache / (key + ".o")};
-    }
-    result.unique_kernels = int(unique.size());
-    std::vector<CompileJob> work;
-    for (const auto& [key, job] : unique) {
-        if (fs::exists(job.object))
-            ++result.cached;
-        else
-            work.push_back(job);
-    }
-    result.compiled = int(work.size());
+    for (const PlannedStep& st : plan.steps)
+        if (st.kind == StepKind::Kernel)
+            (plan.variant_kernels[0][st.kernel_slot].schedule_source == "database"
+                 ? result.database_schedules
+                 : result.default_schedules)++;
+    std::vector<std::vector<CompileJob>> work(plan.targets.size());
+    std::vector<CompileJob> all;
+    for (size_t t = 0; t < plan.targets.size(); ++t)
+        for (const CompiledKernel& k : plan.variant_kernels[t]) {
+            const std::string key = k.function_name.substr(std::string("cardinal_k").size());
+            CompileJob job{k.spec, k.function_name, cache / (key + ".o")};
+            all.push_back(job);
+            if (fs::exists(job.object))
+                ++result.cached;
+            else
+                work[t].push_back(job);
+        }
+    result.unique_kernels = int(all.size());
+    for (const auto& w : work) result.compiled += int(w.size());
 
     // Build everything in a temporary sibling folder, then move it into place.
     const fs::path out = fs::absolute(options.out_dir);
@@ -211,18 +238,25 @@ GenerateResult generate_network(const Graph& graph, const GenerateOptions& optio
     try {
         const int jobs = options.jobs > 0 ? options.jobs
                                           : int(std::max(1u, std::thread::hardware_concurrency()));
-        compile_in_parallel(work, options.target, jobs, tmp, options.quiet);
+        for (size_t t = 0; t < plan.targets.size(); ++t)
+            compile_in_parallel(work[t], plan.targets[t], jobs, tmp, options.quiet);
 
-        const fs::path runtime_obj = cache / ("halide_runtime_" + hex16(fnv1a(options.target)) + ".o");
+        // One Halide runtime for the whole library, built for the fallback (last) target so it
+        // runs on every CPU any variant is chosen on.
+        const std::string& base_target = plan.targets.back();
+        const fs::path runtime_obj =
+            cache / ("halide_runtime_" + hex16(fnv1a(base_target + "|halide 14")) + ".o");
         if (!fs::exists(runtime_obj)) {
             const fs::path t = runtime_obj.string() + ".tmp" + std::to_string(::getpid());
-            compile_runtime_object(options.target, t.string());
+            compile_runtime_object(base_target, t.string());
             fs::rename(t, runtime_obj);
         }
 
         // Static library: kernels + Halide runtime.
         std::string members;
-        for (const auto& [key, job] : unique) {
+        std::set<std::string> added;
+        for (const CompileJob& job : all) {
+            if (!added.insert(job.function_name).second) continue;
             fs::copy_file(job.object, tmp / (job.function_name + ".o"));
             members += " " + shell_quote((tmp / (job.function_name + ".o")).string());
         }
@@ -231,11 +265,10 @@ GenerateResult generate_network(const Graph& graph, const GenerateOptions& optio
         const fs::path lib = tmp / ("lib" + result.name + ".a");
         if (run_command("ar rcs " + shell_quote(lib.string()) + members) != 0)
             throw Error("'ar' failed to build " + lib.string());
-        for (const auto& [key, job] : unique) fs::remove(tmp / (job.function_name + ".o"));
+        for (const std::string& f : added) fs::remove(tmp / (f + ".o"));
         fs::remove(tmp / "halide_runtime.o");
         for (const auto& e : fs::directory_iterator(tmp))
             if (e.path().extension() == ".err") fs::remove(e.path());
-
         // Weights.
         const uint64_t fingerprint = weights_fingerprint(plan);
         std::vector<std::pair<int64_t, std::vector<float>>> blobs;
@@ -244,7 +277,7 @@ GenerateResult generate_network(const Graph& graph, const GenerateOptions& optio
                                fingerprint, blobs, plan.weights_bytes);
 
         // Generated C++ and the runtime it includes.
-        EmitOptions eo{result.name, options.target, kGeneratorVersion};
+        const EmitOptions eo{result.name, kGeneratorVersion};
         write_file(tmp / (result.name + ".h"), emit_header(plan, eo, fingerprint));
         write_file(tmp / (result.name + ".cpp"), emit_source(plan, eo, fingerprint));
         const fs::path rt_dir = CARDINAL_RUNTIME_DIR;

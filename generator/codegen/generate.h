@@ -4,7 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "codegen/lowering.h"
 #include "ir/graph.h"
@@ -13,13 +17,21 @@ namespace cardinal {
 
 extern const char* const kGeneratorVersion;
 
+// Given a layer kernel (generator + shape/epilogue params) and a target, returns the schedule
+// knobs to use, or nullopt for the generator's built-in, target-derived defaults.
+using ScheduleLookup = std::function<std::optional<std::map<std::string, std::string>>(
+    const KernelSpec&, const std::string& target)>;
+
 struct GenerateOptions {
     std::string out_dir;          // created if missing
-    std::string target;           // Halide target string (already resolved from presets)
+    // Halide target strings (resolved from presets), best first. Several targets of one
+    // architecture make a fat library that picks the best the CPU supports at load time; the
+    // last is the fallback.
+    std::vector<std::string> targets;
     std::string name;             // file/identifier name; empty: derived from the model name
     int jobs = 0;                 // parallel compiles; 0: all cores
     std::string cache_dir;        // empty: $CARDINAL_CACHE_DIR, else ~/.cache/cardinal
-    LoweringOptions lowering;
+    ScheduleLookup schedules;     // empty: defaults everywhere
     bool quiet = false;           // no progress on stderr
 };
 

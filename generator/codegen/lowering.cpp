@@ -7,6 +7,7 @@
 #include <set>
 
 #include "codegen/weight_packing.h"
+#include "halide/conv_blocking.h"
 #include "ir/error.h"
 #include "passes/fold_batch_norm.h"
 
@@ -24,8 +25,7 @@ std::string float_param(float v) {
 
 class Lowering {
 public:
-    Lowering(const Graph& graph, const LoweringOptions& options)
-        : g_(fold_batch_norm(graph)), options_(options) {}
+    explicit Lowering(const Graph& graph) : g_(fold_batch_norm(graph)) {}
 
     NetworkPlan run() {
         plan_.model = g_.name;
@@ -218,12 +218,6 @@ private:
         for (size_t n : e.nodes) position = std::max(position, n);
         step.layers = g_.nodes[first_node].name + e.names;
         step.macs = count_node_macs(g_, g_.nodes[first_node]);
-        if (step.kind == StepKind::Kernel && options_.schedules) {
-            if (auto knobs = options_.schedules(step.kernel)) {
-                for (const auto& [k, v] : *knobs) step.kernel.params[k] = v;
-                step.schedule_source = "database";
-            }
-        }
         positioned_.push_back({long(position), std::move(step)});
     }
 
@@ -268,6 +262,21 @@ private:
             step.args.push_back(blob_arg(node.name + ".weights",
                                          pack_depthwise_weights(conv, y.channel_stride),
                                          {y.channel_stride, conv.kernel_w, conv.kernel_h}));
+        } else if (grouped_conv_packed_applies(tensor(in).c, x.channel_stride, y.c,
+                                               y.channel_stride, conv.groups)) {
+            // Groups narrower than a vector (ResNeXt's 4 and 8 channels per group, depthwise
+            // with a channel multiplier): several whole groups per vector, only useful FMAs.
+            k.generator = "cardinal_grouped_conv2d";
+            k.params["in_channels"] = std::to_string(tensor(in).c);
+            k.params["in_channel_stride"] = std::to_string(x.channel_stride);
+            k.params["out_channels"] = std::to_string(y.c);
+            k.params["out_channel_stride"] = std::to_string(y.channel_stride);
+            k.params["groups"] = std::to_string(conv.groups);
+            const int64_t ig = tensor(in).c / conv.groups;
+            step.args.push_back(
+                blob_arg(node.name + ".weights",
+                         pack_grouped_conv_weights(conv, tensor(in).c, y.channel_stride),
+                         {16, ig, conv.kernel_w, conv.kernel_h, y.channel_stride / 16}));
         } else {
             k.generator = "cardinal_conv2d";
             k.params["in_channels"] = std::to_string(tensor(in).c);
@@ -558,7 +567,6 @@ private:
     }
 
     Graph g_;
-    const LoweringOptions& options_;
     NetworkPlan plan_;
     std::map<std::string, int> tensor_ids_;
     std::map<std::string, std::vector<size_t>> consumers_;
@@ -570,8 +578,7 @@ private:
 
 int round_up(int v, int multiple) { return (v + multiple - 1) / multiple * multiple; }
 
-NetworkPlan lower_graph(const Graph& graph, const LoweringOptions& options) {
-    return Lowering(graph, options).run();
+NetworkPlan lower_graph(const Graph& graph) { return Lowering(graph).run();
 }
 
 void plan_arena(NetworkPlan& plan) {

@@ -1,11 +1,10 @@
 // Lowering: from an IR graph to a NetworkPlan. Folds BatchNorm into convolutions, fuses
 // epilogues (bias, residual Add, ReLU/ReLU6) into the conv or dense layer that feeds them, picks
-// a layer pipeline per step with its GeneratorParams, packs weights, and plans the arena.
+// a layer pipeline per step with the GeneratorParams of its layer (shape, epilogue; schedule
+// knobs are added per target later), packs weights, and plans the arena.
 #pragma once
 
-#include <functional>
-#include <map>
-#include <optional>
+#include <cstdint>
 #include <string>
 
 #include "codegen/plan.h"
@@ -13,18 +12,9 @@
 
 namespace cardinal {
 
-// Given a step's kernel (generator + shape/epilogue params, no schedule knobs yet), returns the
-// schedule knobs to use, or nullopt for the generator's built-in, target-derived defaults.
-using ScheduleLookup =
-    std::function<std::optional<std::map<std::string, std::string>>(const KernelSpec&)>;
-
-struct LoweringOptions {
-    ScheduleLookup schedules;  // empty: defaults everywhere
-};
-
 // Throws cardinal::Error for a graph it cannot lower (e.g. a Flatten feeding something other
 // than Dense), naming the layer.
-NetworkPlan lower_graph(const Graph& graph, const LoweringOptions& options = {});
+NetworkPlan lower_graph(const Graph& graph);
 
 // Assigns arena offsets from tensor lifetimes (largest first, reuse after last use, 64-byte
 // aligned) and sets plan.arena_bytes.

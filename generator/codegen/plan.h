@@ -60,13 +60,20 @@ struct PlannedStep {
     StepKind kind = StepKind::Kernel;
     std::string layers;        // IR layers this step computes, e.g. "layer1.0.conv3+add+relu3"
     std::string description;   // op, shapes and epilogue, for comments and tables
-    KernelSpec kernel;         // for Kernel steps: generator + params (shape, epilogue, schedule)
-    std::string schedule_source = "default";  // "default" or "database"
+    KernelSpec kernel;         // for Kernel steps: generator + the layer's params (shape, epilogue)
     std::vector<KernelArg> args;  // for Kernel steps: in the pipeline's argument order, output last
     std::vector<int> inputs;   // tensors read
     int output = -1;           // tensor written
     int64_t macs = 0;          // multiply-accumulates of the IR layers it computes
-    std::string function_name; // symbol of the compiled kernel, set when objects are compiled
+    int kernel_slot = -1;      // index into NetworkPlan::kernels (set by the generator)
+};
+
+// One compiled instance of a layer kernel for one target: the layer's params plus the schedule
+// knobs chosen for that target.
+struct CompiledKernel {
+    KernelSpec spec;            // generator + all GeneratorParams
+    std::string function_name;  // cardinal_k<content hash>
+    std::string schedule_source = "default";  // "default" or "database"
 };
 
 struct NetworkPlan {
@@ -76,6 +83,11 @@ struct NetworkPlan {
     std::vector<PlannedTensor> tensors;
     std::vector<PlannedStep> steps;
     std::vector<WeightBlob> blobs;
+    // Code variants: one per target (a fat library dispatches between them at load time). All
+    // share the steps, arena and weights; they differ in compiled kernels.
+    std::vector<std::string> targets;                 // Halide target strings, best first
+    std::vector<KernelSpec> kernels;                  // unique layer kernels, by slot
+    std::vector<std::vector<CompiledKernel>> variant_kernels;  // [target][slot]
     int input_tensor = -1;     // internal NHWC copy of the input
     int output_tensor = -1;    // internal tensor converted to the user's output
     int64_t arena_bytes = 0;   // peak activation memory (set by plan_arena)

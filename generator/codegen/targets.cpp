@@ -41,4 +41,23 @@ std::string resolve_target(const std::string& name) {
                 ") or a Halide target string without 'host'");
 }
 
+std::vector<std::string> resolve_targets(const std::string& list) {
+    std::vector<std::string> targets;
+    size_t start = 0;
+    while (true) {
+        const size_t comma = list.find(',', start);
+        const std::string item = list.substr(start, comma - start);
+        if (!item.empty() || list.empty()) targets.push_back(resolve_target(item));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return targets;
+}
+
+const TargetPreset* preset_for(const std::string& halide) {
+    for (const TargetPreset& p : target_presets())
+        if (p.halide == halide) return &p;
+    return nullptr;
+}
+
 }  // namespace cardinal

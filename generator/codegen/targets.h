@@ -23,4 +23,10 @@ const TargetPreset& host_preset();
 // string through after validating it. Throws cardinal::Error naming the presets otherwise.
 std::string resolve_target(const std::string& name_or_halide);
 
+// Resolves a comma-separated list ("x86-64-avx512,x86-64-avx2") in order.
+std::vector<std::string> resolve_targets(const std::string& comma_list);
+
+// The preset whose Halide string is `halide`, or nullptr.
+const TargetPreset* preset_for(const std::string& halide);
+
 }  // namespace cardinal

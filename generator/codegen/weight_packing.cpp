@@ -35,6 +35,24 @@ std::vector<float> pack_conv_weights(const Conv2D& conv, int in_channels, int in
     return packed;
 }
 
+std::vector<float> pack_grouped_conv_weights(const Conv2D& conv, int in_channels,
+                                             int out_channel_stride) {
+    const int kh = conv.kernel_h, kw = conv.kernel_w;
+    const int ig = in_channels / conv.groups;
+    const int blocks = out_channel_stride / kBlock;
+    std::vector<float> packed(size_t(blocks) * kh * kw * ig * kBlock, 0.0f);
+    const float* w = conv.weight.ptr();  // [out][ig][kh][kw]
+    for (int co = 0; co < conv.out_channels; ++co) {
+        const int blk = co / kBlock, lane = co % kBlock;
+        for (int ky = 0; ky < kh; ++ky)
+            for (int kx = 0; kx < kw; ++kx)
+                for (int j = 0; j < ig; ++j)
+                    packed[(((size_t(blk) * kh + ky) * kw + kx) * ig + j) * kBlock + lane] =
+                        w[((size_t(co) * ig + j) * kh + ky) * kw + kx];
+    }
+    return packed;
+}
+
 std::vector<float> pack_bias(const std::optional<Tensor>& bias, int channel_stride) {
     std::vector<float> packed(channel_stride, 0.0f);
     if (bias)

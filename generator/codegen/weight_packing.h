@@ -12,6 +12,10 @@ namespace cardinal {
 // cardinal_conv2d: weights[block16][ky][kx][ci_local][co_local16], block-diagonal for groups.
 std::vector<float> pack_conv_weights(const Conv2D& conv, int in_channels, int in_channel_stride,
                                      int out_channel_stride);
+// cardinal_grouped_conv2d: weights[block16][ky][kx][j][lane16], j the input channel within the
+// group and lane the output channel within the 16-block (zero for padded output channels).
+std::vector<float> pack_grouped_conv_weights(const Conv2D& conv, int in_channels,
+                                             int out_channel_stride);
 // Bias padded to the stored channel count (zeros when the conv has none).
 std::vector<float> pack_bias(const std::optional<Tensor>& bias, int channel_stride);
 // cardinal_depthwise_conv2d: weights[ky][kx][c_stride].
