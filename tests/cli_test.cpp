@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -156,7 +157,7 @@ TEST_CASE("cli: inspect --onnx says ONNX import is not built yet", "[cli]") {
     check_one_sentence(r);
 }
 
-TEST_CASE("cli: run writes the reference output", "[cli]") {
+TEST_CASE("cli: run with the default generated engine writes the network's output", "[cli]") {
     const std::string input = write_input("x64.npy", Shape{1, 3, 64, 64});
     const std::string output = tmp("y64.npy");
     fs::remove(output);
@@ -165,6 +166,13 @@ TEST_CASE("cli: run writes the reference output", "[cli]") {
     REQUIRE(r.code == 0);
     const Tensor y = read_npy(output);
     CHECK(y.shape == Shape{1, 1000});
+    const Tensor want = reference::run(build_zoo_model("resnext50_32x4d", 1, 64), read_npy(input));
+    double num = 0, den = 0;
+    for (size_t i = 0; i < want.data.size(); ++i) {
+        num += (double(y.data[i]) - want.data[i]) * (double(y.data[i]) - want.data[i]);
+        den += double(want.data[i]) * want.data[i];
+    }
+    CHECK(std::sqrt(num / den) <= 1e-4);
 }
 
 TEST_CASE("cli: run matches the reference in-process, seed and batch included", "[cli]") {

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/engines.h"
 #include "io/npy.h"
 #include "ir/error.h"
 #include "reference/reference.h"
@@ -15,8 +16,8 @@ namespace cardinal::cli {
 
 namespace {
 
-// The engines `--engine` accepts; a later issue adds "generated".
-const std::vector<std::string> kEngines = {"reference"};
+// The engines `--engine` accepts.
+const std::vector<std::string> kEngines = {"generated", "reference"};
 
 }  // namespace
 
@@ -24,10 +25,13 @@ int run_command(const Args& args) {
     po::options_description options("Options");
     ModelOptions m;
     std::string engine, input_path, output_path;
+    CodegenOptions codegen;
     add_model_options(options, m, /*with_seed=*/true);
+    add_codegen_options(options, codegen);
     options.add_options()  //
-        ("engine", po::value(&engine)->value_name("E")->default_value("reference"),
-         "Engine that runs the network: reference (plain C++ loops)")  //
+        ("engine", po::value(&engine)->value_name("E")->default_value("generated"),
+         "Engine that runs the network: generated (code generated for --target, built and "
+         "loaded as a user links it) or reference (plain C++ loops)")  //
         ("input", po::value(&input_path)->value_name("FILE")->required(),
          "Input: float32 NCHW .npy matching --batch and --resolution")  //
         ("output", po::value(&output_path)->value_name("FILE")->required(),
@@ -64,7 +68,14 @@ int run_command(const Args& args) {
                     "; pass --batch and --resolution to match the input.");
 
     const auto start = std::chrono::steady_clock::now();
-    const Tensor output = reference::run(g, input);
+    Tensor output;
+    if (engine == "generated") {
+        const auto net = load_generated(g, codegen);
+        output = Tensor(g.shape_of(g.output));
+        net->run(input.ptr(), output.ptr());
+    } else {
+        output = reference::run(g, input);
+    }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     write_npy(output_path, output);
