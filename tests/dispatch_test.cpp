@@ -4,12 +4,14 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "block_graphs.h"
 #include "cardinal_runtime.h"
 #include "codegen/emit_cpp.h"
 #include "generated_test_util.h"
 #include "ir/error.h"
+#include "zoo/zoo.h"
 
 using namespace cardinal;
 using namespace cardinal::test;
@@ -100,4 +102,25 @@ TEST_CASE("dispatch: a network built only for features this CPU lacks fails at l
         CHECK_THAT(e.what(), Catch::Contains("this CPU lacks"));
         CHECK_THAT(e.what(), Catch::Contains(missing[0]));
     }
+}
+
+TEST_CASE("dispatch: targets of two architectures are generated into one folder each") {
+    namespace fs = std::filesystem;
+    const std::string dir = test_dir("dispatch_two_arch");
+    fs::remove_all(dir);
+    const std::string cmd = std::string(CARDINAL_CLI_PATH) +
+                            " generate --model mobilenet_v2 --resolution 32 --target "
+                            "x86-64-avx2,x86-64-baseline,arm64 --out '" + dir + "' > '" + dir +
+                            ".log' 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    for (const char* sub : {"x86-64-avx2", "arm64"})
+        for (const char* file : {"mobilenet_v2.h", "mobilenet_v2.cpp", "libmobilenet_v2.a",
+                                 "mobilenet_v2.weights", "cardinal_runtime.cpp"})
+            CHECK(fs::exists(fs::path(dir) / sub / file));
+    // The x86 folder is a fat library of both x86 targets and runs here.
+    LoadedNetwork net(dir + "/x86-64-avx2", "mobilenet_v2");
+    CHECK(net.api().num_variants == 2);
+    const Graph g = build_zoo_model("mobilenet_v2", 1, 32);
+    const Tensor input = random_input(g.input_shape, 3);
+    CHECK(relative_l2(run_generated(net, input), reference::run(g, input).data) <= 1e-5);
 }
