@@ -77,6 +77,38 @@ TEST_CASE("generated grouped conv: groups 32 (ResNeXt 4 per group) and 64 (2 per
     check_matches_reference(std::move(b).finish(y), "conv_groups_large");
 }
 
+// cardinal_grouped_conv2d (several whole groups per vector, group-minor lanes): 4, 8, 16 and 32
+// channels per group, input and output channels per group that differ, odd sizes, stride 2,
+// batch 2, a fused residual, padded channels (24 and 40 channels), a 1x1 and a dilated kernel,
+// channel multipliers.
+TEST_CASE("generated grouped conv: 4 and 8 channels per group, odd sizes, stride 2, batch 2") {
+    GraphBuilder b("conv_groups_packed", Shape{2, 64, 13, 11}, 13);
+    auto x = b.conv("g4", b.input(), conv_spec(64, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 16, true));
+    x = b.relu("r1", x);
+    auto y = b.conv("g8_s2", x, conv_spec(64, 3, 3, 2, 2, {1, 1, 1, 1}, 1, 8, false));
+    auto z = b.conv("g8_res", y, conv_spec(64, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 8, true));
+    z = b.add("add", z, y);
+    z = b.relu("r2", z);
+    z = b.conv("g4_in8_out4", z, conv_spec(32, 3, 3, 1, 1, {1, 0, 1, 2}, 1, 8, false));
+    z = b.conv("g16_dil", z, conv_spec(32, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 2, true));
+    z = b.conv("g_1x1", z, conv_spec(64, 1, 1, 1, 1, {}, 1, 8, false));
+    z = b.conv("g32_s2", z, conv_spec(64, 3, 3, 2, 2, {1, 1, 1, 1}, 1, 2, true));
+    check_matches_reference(std::move(b).finish(z), "conv_groups_packed");
+}
+
+TEST_CASE("generated grouped conv: padded channels and channel multipliers 2, 4, 8") {
+    GraphBuilder b("conv_groups_padded", Shape{1, 24, 9, 10}, 14);
+    auto x = b.conv("g6x4", b.input(), conv_spec(24, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 6, true));
+    x = b.conv("g5x8", x, conv_spec(40, 3, 3, 2, 1, {1, 1, 1, 1}, 1, 1, false));
+    x = b.conv("g5x8b", x, conv_spec(40, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 5, true));
+    auto m2 = b.conv("mult2", x, conv_spec(80, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 40, false));
+    auto m4 = b.conv("mult4", m2, conv_spec(320, 3, 3, 1, 2, {1, 1, 1, 1}, 1, 80, true));
+    auto m8 = b.conv("mult8", x, conv_spec(320, 1, 1, 1, 1, {}, 1, 40, false));
+    m8 = b.conv("dw_1x3", m8, conv_spec(320, 1, 3, 1, 2, {0, 1, 0, 1}, 1, 320, false));
+    auto sum = b.add("sum", m4, m8);
+    check_matches_reference(std::move(b).finish(sum), "conv_groups_padded");
+}
+
 TEST_CASE("generated depthwise conv: 24 channels stride 2 and channel multiplier 2") {
     GraphBuilder b("depthwise", Shape{2, 24, 11, 9}, 6);
     auto y = b.conv("dw", b.input(), conv_spec(24, 3, 3, 2, 2, {1, 1, 1, 1}, 1, 24, true));

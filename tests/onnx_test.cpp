@@ -14,6 +14,7 @@
 
 #include "generated_test_util.h"
 #include "io/npy.h"
+#include "ir/error.h"
 #include "onnx/onnx_import.h"
 #include "reference/reference.h"
 #include "zoo/zoo.h"
@@ -178,9 +179,9 @@ TEST_CASE("onnx custom network with odd shapes at batch 2 matches PyTorch in ops
     for (int opset = 11; opset <= 17; ++opset) {
         // Opset 11 also checks a fixed batch dimension; the others export a symbolic one.
         const std::string tag = "oddnet_opset" + std::to_string(opset);
-        const Exported e = export_model("oddnet", tag,
-                                        "--batch 2 --opset " + std::to_string(opset) +
-                                            (opset == 11 ? " --fixed-batch" : ""));
+        const Exported e = export_model(
+            "oddnet", tag,
+            "--batch 2 --opset " + std::to_string(opset) + (opset == 11 ? " --fixed-batch" : ""));
         const Graph g = import_onnx(e.onnx, 2);
         // Groups of 5 and 7 channels, dilation 2, stride 2 on 15x15, a residual add, ReLU6.
         bool grouped_odd = false, dilated = false, residual = false, relu6 = false;
@@ -202,22 +203,25 @@ TEST_CASE("onnx custom network with odd shapes at batch 2 matches PyTorch in ops
     }
 }
 
-TEST_CASE("onnx torchvision resnext50_32x4d has the zoo's layers and with the zoo's structure "
-          "gives PyTorch's output",
-          "[onnx][pytorch]") {
+TEST_CASE(
+    "onnx torchvision resnext50_32x4d has the zoo's layers and with the zoo's structure "
+    "gives PyTorch's output",
+    "[onnx][pytorch]") {
     const Exported e = export_model("resnext50_32x4d", "resnext50_32x4d_zoo", "");
     const Graph imported = import_onnx(e.onnx, 1);
     Graph zoo = build_zoo_model("resnext50_32x4d", 1, 224);
     const std::vector<std::string> want = parametric_layers(zoo), got = parametric_layers(imported);
     CHECK(got.size() == want.size());
-    for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) CHECK(got[i] == want[i]);
+    for (size_t i = 0; i < std::min(got.size(), want.size()); ++i)
+        CHECK(got[i] == want[i]);
     CHECK(count_params(imported) == count_params(zoo));
     CHECK(count_macs(imported) == count_macs(zoo));
     CHECK(count_bn_statistics(imported) == count_bn_statistics(zoo));
 
     // The zoo's graph with the imported weights, run by the reference, gives PyTorch's output.
     std::map<std::string, const Node*> by_name;
-    for (const Node& n : imported.nodes) by_name[n.name] = &n;
+    for (const Node& n : imported.nodes)
+        by_name[n.name] = &n;
     int copied = 0;
     for (Node& n : zoo.nodes) {
         if (!std::holds_alternative<Conv2D>(n.op) && !std::holds_alternative<BatchNorm>(n.op) &&
@@ -261,7 +265,8 @@ TEST_CASE("onnx import names layers after the nodes and folds constant subgraphs
     const Graph g = import_onnx(ops_dir() + "/dense_forms.onnx", 3);
     CHECK(g.input_shape == Shape{3, 4, 3, 3});  // the symbolic batch takes the asked one
     std::vector<std::string> names;
-    for (const Node& n : g.nodes) names.push_back(n.name + ":" + op_name(n.op));
+    for (const Node& n : g.nodes)
+        names.push_back(n.name + ":" + op_name(n.op));
     // Shape/Gather/Unsqueeze/Concat are folded into the Reshape, which flattens; the MatMul's
     // Add becomes its bias.
     CHECK(names == std::vector<std::string>{"flatten:Flatten", "gemm_plain:Dense",
@@ -269,6 +274,13 @@ TEST_CASE("onnx import names layers after the nodes and folds constant subgraphs
                                             "softmax:Softmax"});
     CHECK(std::get<Dense>(g.nodes[3].op).bias.has_value());
     CHECK(g.name == "dense_forms");
+
+    // A node without a name is named after its weight ("head.conv.weight").
+    const Graph c = import_onnx(ops_dir() + "/conv_autopad.onnx", 1);
+    names.clear();
+    for (const Node& n : c.nodes)
+        names.push_back(n.name);
+    CHECK(names == std::vector<std::string>{"same_upper", "same_lower", "head.conv", "pool_same"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,7 +290,8 @@ TEST_CASE("onnx import refuses unsupported ops naming the types and nodes and th
           "[onnx][errors]") {
     REQUIRE_THROWS_AS(import_onnx(bad_dir() + "/unsupported_ops.onnx", 1), Error);
     REQUIRE_THROWS_WITH(import_onnx(bad_dir() + "/unsupported_ops.onnx", 1),
-                        Contains("does not support") && Contains("Sin (nodes 'sine_1', 'sine_2')") &&
+                        Contains("does not support") &&
+                            Contains("Sin (nodes 'sine_1', 'sine_2')") &&
                             Contains("LSTM (node 'lstm')") && Contains("Supported: Conv") &&
                             Contains("BatchNormalization") && Contains("Softmax"));
 }
@@ -304,8 +317,8 @@ TEST_CASE("onnx import refuses a truncated file", "[onnx][errors]") {
         std::ofstream f(path, std::ios::binary);
         f.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
     }
-    REQUIRE_THROWS_WITH(import_onnx(path, 1), Contains("not a valid ONNX model") &&
-                                                  Contains("truncated"));
+    REQUIRE_THROWS_WITH(import_onnx(path, 1),
+                        Contains("not a valid ONNX model") && Contains("truncated"));
     int refused = 0;
     for (size_t n = 1; n < bytes.size(); n += 7) {
         try {
@@ -354,7 +367,7 @@ TEST_CASE("onnx import refuses other unsupported forms clearly", "[onnx][errors]
 // ---------------------------------------------------------------------------------------------
 // The command line
 
-TEST_CASE("cardinal inspect --onnx lists the imported layers", "[onnx][cli]") {
+TEST_CASE("onnx cli inspect --onnx lists the imported layers", "[onnx][cli]") {
     const CliResult r = run_cli("inspect --onnx '" + ops_dir() + "/concat_bias_bn.onnx'");
     CHECK(r.code == 0);
     CHECK_THAT(r.out, Contains("branch_a") && Contains("branch_b") && Contains("concat") &&
@@ -364,14 +377,13 @@ TEST_CASE("cardinal inspect --onnx lists the imported layers", "[onnx][cli]") {
     CHECK_THAT(b.out, Contains("4x4x3x3"));
 }
 
-TEST_CASE("cardinal exits 1 with one sentence for a bad ONNX file and writes nothing",
-          "[onnx][cli]") {
+TEST_CASE("onnx cli exits 1 with one sentence for a bad file and writes nothing", "[onnx][cli]") {
     const std::string out = test_dir("cli/out");
     fs::remove_all(out);
     for (const std::string model : {"unsupported_ops", "empty", "group_mismatch", "wrong_rank",
                                     "missing_initializer", "not_onnx"}) {
-        const CliResult r = run_cli("generate --onnx '" + bad_dir() + "/" + model +
-                                    ".onnx' --out '" + out + "'");
+        const CliResult r =
+            run_cli("generate --onnx '" + bad_dir() + "/" + model + ".onnx' --out '" + out + "'");
         CHECK(r.code == 1);
         CHECK(r.err.rfind("cardinal: cannot import '", 0) == 0);
         CHECK(r.err.find('\n') == r.err.size() - 1);

@@ -1,12 +1,32 @@
-// `cardinal bench`: latency of generated code against the reference implementation on the same
-// network and input: median/min/max over timed runs after warm-up, GFLOP/s (2 x MACs / time),
-// the fraction of this machine's FMA peak measured in the same run, the speedup over the
-// reference, and with --layers the time of every step.
+// `cardinal bench`: latency of generated code against the reference implementation and the peers
+// a user would pick instead (oneDNN, PyTorch), all on the same network, weights and input.
+//
+// Engines run interleaved (A B C A B C ...) so that drift of a shared machine hits all of them
+// alike, with a short pause between two engines so that one engine's spinning worker threads
+// (OpenMP spins a few ms after a parallel region) do not steal cores from the next. Reported per
+// engine: median/min/max over the timed runs after warm-up, GFLOP/s (2 x MACs / time), the
+// fraction of this machine's FMA peak (widest ISA, same thread count) measured in the same run,
+// the speedup over the reference and the time ratio generated/peer. Every engine's output is
+// compared with every other's (relative L2), so a benchmark also proves equivalence. A peer that
+// is not installed (or cannot express the network) is reported as missing, never skipped
+// silently. --layers times every step of generated code and every oneDNN primitive and places
+// each on the roofline (measured FMA peak and memory bandwidth); --plot draws it all.
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "cardinal_runtime.h"
@@ -15,12 +35,24 @@
 #include "codegen/targets.h"
 #include "ir/builder.h"
 #include "ir/error.h"
+#include "passes/fold_batch_norm.h"
 #include "peak/peak.h"
+#include "peers/onednn_engine.h"
+#include "peers/peer.h"
+#include "peers/pytorch_peer.h"
 #include "reference/reference.h"
+
+extern char** environ;
 
 namespace cardinal::cli {
 
 namespace {
+
+// The engines, in the order tables list them.
+const std::vector<std::string> kEngines = {"generated", "reference", "onednn", "pytorch"};
+
+// Pause between runs of two different engines.
+constexpr auto kSettle = std::chrono::milliseconds(10);
 
 struct Stats {
     double median = 0, min = 0, max = 0;  // seconds
@@ -32,19 +64,87 @@ Stats stats_of(std::vector<double> t) {
     return {n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]), t.front(), t.back()};
 }
 
-// The widest ISA a Halide target string uses, for the matching FMA peak.
-Isa isa_of(const std::string& target) {
-    if (target.rfind("arm", 0) == 0) return Isa::Neon;
-    if (target.find("avx512") != std::string::npos) return Isa::Avx512;
-    if (target.find("avx2") != std::string::npos) return Isa::Avx2;
-    return Isa::Sse;
+// The widest ISA this machine runs: "peak" means the machine's peak for every engine.
+Isa widest_isa() {
+    Isa best = Isa::Sse;
+    for (Isa isa : build_isas())
+        if (cpu_supports(isa)) best = isa;
+    return best;
 }
 
-struct EngineResult {
-    std::string engine;
+// One engine under test.
+struct Engine {
+    std::string name;
+    std::string description;
+    std::string missing;  // non-empty: not available, and why
+    int runs = 0;         // timed runs wanted
+    bool warm = true;     // gets the warm-up rounds
+    std::function<double()> run;  // one run, returns its seconds
+    std::function<std::vector<float>()> output;  // output of the last run
+    std::vector<double> times;
     Stats stats;
-    int runs = 0;
 };
+
+double relative_l2(const std::vector<float>& got, const std::vector<float>& want) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+        const double d = double(got[i]) - double(want[i]);
+        num += d * d;
+        den += double(want[i]) * double(want[i]);
+    }
+    if (got.size() != want.size()) return INFINITY;
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::string cur;
+    std::istringstream in(s);
+    while (std::getline(in, cur, sep))
+        if (!cur.empty()) out.push_back(cur);
+    return out;
+}
+
+std::string scientific(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2e", x);
+    return buf;
+}
+
+// The roofline: attainable GFLOP/s at an arithmetic intensity (flop per byte).
+struct Roofline {
+    double peak_gflops = 0, bandwidth_gbs = 0;
+    double ridge() const { return bandwidth_gbs > 0 ? peak_gflops / bandwidth_gbs : 0; }
+    std::string bound(int64_t macs, int64_t bytes) const {
+        if (macs == 0 || bytes == 0 || bandwidth_gbs <= 0) return "-";
+        return 2.0 * double(macs) / double(bytes) >= ridge() ? "compute" : "memory";
+    }
+};
+
+// Bytes a generated step moves, from the IR: the tensors it reads from outside the step, its
+// weights and its output (float32). 0 when the step covers no IR node (edge conversions).
+int64_t step_bytes(const Graph& folded, const std::map<std::string, size_t>& index,
+                   const std::string& layers) {
+    std::vector<size_t> nodes;
+    for (const std::string& name : split(layers, '+'))
+        if (auto it = index.find(name); it != index.end()) nodes.push_back(it->second);
+    if (nodes.empty()) return 0;
+    std::sort(nodes.begin(), nodes.end());
+    std::set<std::string> produced, read;
+    int64_t elems = 0;
+    for (size_t i : nodes) {
+        const Node& n = folded.nodes[i];
+        for (const std::string& t : n.inputs)
+            if (!produced.count(t) && read.insert(t).second) elems += folded.shape_of(t).numel();
+        produced.insert(n.output);
+        if (const Conv2D* c = std::get_if<Conv2D>(&n.op))
+            elems += c->weight.numel() + (c->bias ? c->bias->numel() : 0);
+        if (const Dense* d = std::get_if<Dense>(&n.op))
+            elems += d->weight.numel() + (d->bias ? d->bias->numel() : 0);
+    }
+    elems += folded.shape_of(folded.nodes[nodes.back()].output).numel();
+    return 4 * elems;
+}
 
 }  // namespace
 
@@ -52,7 +152,7 @@ int bench_command(const Args& args) {
     po::options_description options("Options");
     ModelOptions m;
     CodegenOptions c;
-    std::string engine = "generated", json_path;
+    std::string engine = "generated", json_path, peers_arg = "reference", plot_path;
     int threads = 0, runs = 20, warmup = 3, reference_runs = 2;
     bool layers = false;
     add_model_options(options, m, /*with_seed=*/true);
@@ -60,19 +160,27 @@ int bench_command(const Args& args) {
     options.add_options()                                                                 //
         ("engine", po::value(&engine)->value_name("E")->default_value("generated"),
          "Engine to benchmark: generated or reference")                                  //
+        ("peers", po::value(&peers_arg)->value_name("LIST")->default_value("reference"),
+         "Engines to compare with, comma-separated: reference, onednn, pytorch (or none)")  //
         ("threads", po::value(&threads)->value_name("N")->default_value(0),
-         "Threads for generated code (0: all cores); the reference is single-threaded")   //
+         "Threads for generated code, oneDNN and PyTorch (0: all cores); the reference is "
+         "single-threaded")                                                               //
         ("runs", po::value(&runs)->value_name("N")->default_value(20), "Timed runs")      //
         ("warmup", po::value(&warmup)->value_name("N")->default_value(3),
          "Untimed runs before timing")                                                    //
         ("reference-runs", po::value(&reference_runs)->value_name("N")->default_value(2),
-         "Timed runs of the (slow) reference for the speedup; 0 skips it")              //
-        ("layers", po::bool_switch(&layers), "Also time every step of the generated code") //
-        ("json", po::value(&json_path)->value_name("FILE"), "Write the results as JSON");
+         "Timed runs of the (slow) reference; 0 skips it")                               //
+        ("layers", po::bool_switch(&layers),
+         "Also time every step of generated code and every oneDNN primitive, with the "
+         "roofline")                                                                      //
+        ("json", po::value(&json_path)->value_name("FILE"), "Write the results as JSON")  //
+        ("plot", po::value(&plot_path)->value_name("FILE.png"),
+         "Draw the comparison (and with --layers the per-layer roofline) with matplotlib");
     po::variables_map vm;
-    if (!parse_options({"bench", "--model NAME [options]",
-                        "Benchmarks generated code and the reference implementation on the "
-                        "same network and random input."},
+    if (!parse_options({"bench", "(--model NAME | --onnx FILE) [options]",
+                        "Benchmarks generated code against the reference implementation and "
+                        "peers (oneDNN, PyTorch) on the same network, weights and random input. "
+                        "Engines run interleaved; their outputs are compared with each other."},
                        options, args, vm))
         return 0;
     check_model_options(m);
@@ -81,132 +189,344 @@ int bench_command(const Args& args) {
     if (runs < 1 || warmup < 0 || reference_runs < 0 || threads < 0)
         throw UsageError("--runs must be at least 1 and --warmup, --reference-runs, --threads "
                          "at least 0");
+    std::vector<std::string> wanted = {engine};
+    if (peers_arg != "none")
+        for (const std::string& p : split(peers_arg, ',')) {
+            if (std::find(kEngines.begin(), kEngines.end(), p) == kEngines.end())
+                throw UsageError("unknown peer '" + p +
+                                 "' in --peers; choose from: reference, onednn, pytorch (or none)");
+            if (std::find(wanted.begin(), wanted.end(), p) == wanted.end()) wanted.push_back(p);
+        }
+    if (!plot_path.empty() && std::filesystem::path(plot_path).extension() != ".png")
+        throw UsageError("--plot writes a PNG: give a file name ending in .png, got '" +
+                         plot_path + "'");
     if (threads == 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    auto has = [&](const std::string& e) {
+        return std::find(wanted.begin(), wanted.end(), e) != wanted.end();
+    };
 
     const Graph g = build_model(m);
     const int64_t macs = count_macs(g);
     Tensor input(g.input_shape);
     SeededRandom rng(42);
     for (float& v : input.data) v = rng.uniform(-1.0f, 1.0f);
+    const int64_t out_elems = g.shape_of(g.output).numel();
 
-    std::vector<EngineResult> results;
-    std::vector<float> generated_output;
+    // Set up every engine (generation and model building happen here, untimed).
+    std::vector<Engine> engines;
     std::unique_ptr<LoadedNetwork> net;
+    std::unique_ptr<peers::OnednnEngine> dnnl;
+    std::unique_ptr<peers::PytorchPeer> torch;
     std::string target;
-    if (engine == "generated") {
-        net = load_generated(g, c);
-        target = net->api().variant_targets[net->api().selected_variant(net->network())];
-        net->api().set_num_threads(threads);
-        int64_t out_elems = 1;
-        for (int i = 0; i < net->api().output_rank; ++i) out_elems *= net->api().output_shape[i];
-        generated_output.resize(out_elems);
-        rt::Arena arena(net->api().arena_bytes);
-        for (int i = 0; i < warmup; ++i) net->run(input.ptr(), generated_output.data(), arena.data());
-        std::vector<double> t;
-        for (int i = 0; i < runs; ++i) {
-            const double t0 = rt::now_seconds();
-            net->run(input.ptr(), generated_output.data(), arena.data());
-            t.push_back(rt::now_seconds() - t0);
-        }
-        results.push_back({"generated", stats_of(t), runs});
-    }
+    std::vector<float> generated_output(static_cast<size_t>(out_elems)),
+        onednn_output(static_cast<size_t>(out_elems));
+    std::unique_ptr<rt::Arena> arena;
     Tensor reference_output;
-    const int ref_runs = engine == "reference" ? runs : reference_runs;
-    if (ref_runs > 0) {
-        std::vector<double> t;
-        for (int i = 0; i < ref_runs; ++i) {
-            const double t0 = rt::now_seconds();
-            reference_output = reference::run(g, input);
-            t.push_back(rt::now_seconds() - t0);
+    for (const std::string& name : kEngines) {
+        if (!has(name)) continue;
+        Engine e;
+        e.name = name;
+        e.runs = runs;
+        if (name == "generated") {
+            net = load_generated(g, c);
+            target = net->api().variant_targets[net->api().selected_variant(net->network())];
+            net->api().set_num_threads(threads);
+            arena = std::make_unique<rt::Arena>(net->api().arena_bytes);
+            e.description = "cardinal, " + target;
+            e.run = [&] {
+                const double t0 = rt::now_seconds();
+                net->run(input.ptr(), generated_output.data(), arena->data());
+                return rt::now_seconds() - t0;
+            };
+            e.output = [&] { return generated_output; };
+        } else if (name == "reference") {
+            e.runs = engine == "reference" ? runs : reference_runs;
+            if (e.runs == 0) continue;  // --reference-runs 0 skips it
+            e.warm = false;
+            e.description = "plain C++ loops, 1 thread";
+            e.run = [&] {
+                const double t0 = rt::now_seconds();
+                reference_output = reference::run(g, input);
+                return rt::now_seconds() - t0;
+            };
+            e.output = [&] { return reference_output.data; };
+        } else if (name == "onednn") {
+            try {
+                dnnl = std::make_unique<peers::OnednnEngine>(g, threads);
+                e.description = peers::OnednnEngine::version() + ", " + std::to_string(threads) +
+                                " thread(s)";
+                e.run = [&] {
+                    const double t0 = rt::now_seconds();
+                    dnnl->run(input.ptr(), onednn_output.data());
+                    return rt::now_seconds() - t0;
+                };
+                e.output = [&] { return onednn_output; };
+            } catch (const peers::PeerUnavailable& x) {
+                e.missing = x.what();
+            }
+        } else if (name == "pytorch") {
+            try {
+                std::cerr << "cardinal: starting the PyTorch peer (building, freezing and "
+                             "warming up the model)\n";
+                torch = std::make_unique<peers::PytorchPeer>(g, m.onnx.empty(), threads, input);
+                e.description = torch->description();
+                e.run = [&] { return torch->run(); };
+                e.output = [&] { return torch->output().data; };
+            } catch (const peers::PeerUnavailable& x) {
+                e.missing = x.what();
+            }
         }
-        results.push_back({"reference", stats_of(t), ref_runs});
+        engines.push_back(std::move(e));
     }
 
-    // The peak this machine reaches with the generated code's ISA and thread count.
-    const Isa isa = isa_of(target.empty() ? resolve_target(c.target) : target);
-    double peak_gflops = 0;
-    if (cpu_supports(isa)) peak_gflops = measure_fma_peak(isa, threads, 0.3).gflops;
+    // Interleaved warm-up, then interleaved timed rounds.
+    const Engine* previous = nullptr;
+    auto one_run = [&](Engine& e) {
+        if (previous && previous != &e) std::this_thread::sleep_for(kSettle);
+        previous = &e;
+        return e.run();
+    };
+    for (int i = 0; i < warmup; ++i)
+        for (Engine& e : engines)
+            if (e.missing.empty() && e.warm) one_run(e);
+    int rounds = 0;
+    for (const Engine& e : engines) rounds = std::max(rounds, e.runs);
+    for (int i = 0; i < rounds; ++i)
+        for (Engine& e : engines)
+            if (e.missing.empty() && i < e.runs) e.times.push_back(one_run(e));
+    for (Engine& e : engines)
+        if (e.missing.empty()) e.stats = stats_of(e.times);
+
+    // The machine's peak for this thread count.
+    const Isa isa = widest_isa();
+    Roofline roof;
+    roof.peak_gflops = measure_fma_peak(isa, threads, 0.3).gflops;
 
     const double gflop = 2.0 * double(macs) * 1e-9;
     std::cout << g.name << ", batch " << m.batch << ", input " << g.input_shape.str() << ", "
               << fixed(gflop, 2) << " GFLOP per run\n";
-    if (!target.empty()) std::cout << "target " << target << ", " << threads << " thread(s)\n";
-    std::cout << "measured FMA peak (" << isa_name(isa) << ", " << threads
-              << " thread(s)): " << fixed(peak_gflops, 1) << " GFLOP/s\n\n";
+    if (!target.empty()) std::cout << "target " << target << "\n";
+    std::cout << threads << " thread(s); measured FMA peak (" << isa_name(isa) << ", " << threads
+              << " thread(s)): " << fixed(roof.peak_gflops, 1) << " GFLOP/s\n";
+    for (const Engine& e : engines)
+        std::cout << "  " << e.name << ": "
+                  << (e.missing.empty() ? e.description : "MISSING: " + e.missing) << "\n";
+    std::cout << "runs interleaved (" << warmup << " warm-up round(s))\n\n";
+
     Table table({"engine", "runs", "median ms", "min ms", "max ms", "GFLOP/s", "% of peak",
                  "speedup vs reference"},
                 {false, true, true, true, true, true, true, true});
-    const EngineResult* ref = nullptr;
-    for (const EngineResult& r : results)
-        if (r.engine == "reference") ref = &r;
-    nlohmann::json json = {{"model", g.name},      {"threads", threads},
-                           {"batch", m.batch},     {"resolution", g.input_shape[2]},
-                           {"target", target},     {"macs", macs},
-                           {"peak_gflops", peak_gflops}, {"results", nlohmann::json::array()}};
-    for (const EngineResult& r : results) {
-        const double gflops = gflop / r.stats.median;
-        const double fraction = peak_gflops > 0 ? gflops / peak_gflops : 0;
+    const Engine* ref = nullptr;
+    const Engine* gen = nullptr;
+    for (const Engine& e : engines) {
+        if (e.name == "reference" && e.missing.empty()) ref = &e;
+        if (e.name == "generated" && e.missing.empty()) gen = &e;
+    }
+    nlohmann::json json = {{"model", g.name},
+                           {"threads", threads},
+                           {"batch", m.batch},
+                           {"resolution", g.input_shape[2]},
+                           {"target", target},
+                           {"macs", macs},
+                           {"peak_gflops", roof.peak_gflops},
+                           {"peak_isa", isa_name(isa)},
+                           {"warmup", warmup},
+                           {"interleaved", true},
+                           {"results", nlohmann::json::array()},
+                           {"missing", nlohmann::json::array()}};
+    if (!m.onnx.empty()) json["onnx"] = m.onnx;
+    for (const Engine& e : engines) {
+        if (!e.missing.empty()) {
+            table.add({e.name, "-", "missing", "", "", "", "", ""});
+            json["missing"].push_back({{"engine", e.name}, {"reason", e.missing}});
+            continue;
+        }
+        const double gflops = gflop / e.stats.median;
+        const double fraction = roof.peak_gflops > 0 ? gflops / roof.peak_gflops : 0;
         const std::string speedup =
-            ref ? fixed(ref->stats.median / r.stats.median, 1) + "x" : std::string("-");
-        table.add({r.engine, std::to_string(r.runs), fixed(r.stats.median * 1e3, 2),
-                   fixed(r.stats.min * 1e3, 2), fixed(r.stats.max * 1e3, 2), fixed(gflops, 1),
+            ref ? fixed(ref->stats.median / e.stats.median, 1) + "x" : std::string("-");
+        table.add({e.name, std::to_string(e.times.size()), fixed(e.stats.median * 1e3, 2),
+                   fixed(e.stats.min * 1e3, 2), fixed(e.stats.max * 1e3, 2), fixed(gflops, 1),
                    fixed(100 * fraction, 1), speedup});
-        json["results"].push_back({{"engine", r.engine},
-                                   {"runs", r.runs},
-                                   {"median_ms", r.stats.median * 1e3},
-                                   {"min_ms", r.stats.min * 1e3},
-                                   {"max_ms", r.stats.max * 1e3},
+        json["results"].push_back({{"engine", e.name},
+                                   {"description", e.description},
+                                   {"runs", e.times.size()},
+                                   {"median_ms", e.stats.median * 1e3},
+                                   {"min_ms", e.stats.min * 1e3},
+                                   {"max_ms", e.stats.max * 1e3},
                                    {"gflops", gflops},
                                    {"peak_fraction", fraction}});
     }
     std::cout << table.str();
-    if (net && ref_runs > 0) {
-        std::vector<float> ref_flat(reference_output.data.begin(), reference_output.data.end());
-        double num = 0, den = 0;
-        for (size_t i = 0; i < ref_flat.size(); ++i) {
-            num += std::pow(double(generated_output[i]) - ref_flat[i], 2);
-            den += double(ref_flat[i]) * ref_flat[i];
+
+    // generated / peer, pair by pair.
+    if (gen) {
+        json["ratios"] = nlohmann::json::array();
+        bool any = false;
+        for (const Engine& e : engines) {
+            if (&e == gen || !e.missing.empty()) continue;
+            if (!any) std::cout << "\ngenerated / peer (time ratio; below 1: generated is faster)\n";
+            any = true;
+            const double r = gen->stats.median / e.stats.median;
+            std::cout << "  generated / " << e.name << ": " << fixed(r, 3) << "  ("
+                      << (r <= 1 ? "generated " + fixed(1 / r, 2) + "x faster"
+                                 : e.name + " " + fixed(r, 2) + "x faster")
+                      << ")\n";
+            json["ratios"].push_back({{"peer", e.name}, {"generated_over_peer", r}});
         }
-        const double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-        std::cout << "\ngenerated vs reference output: relative L2 error " << rel << "\n";
-        json["relative_l2_vs_reference"] = rel;
     }
 
-    if (layers && net) {
-        const int steps = net->api().num_steps;
-        std::vector<std::vector<double>> per_step(steps);
-        std::vector<double> seconds(steps);
-        rt::Arena arena(net->api().arena_bytes);
-        for (int i = 0; i < runs; ++i) {
-            net->run(input.ptr(), generated_output.data(), arena.data(), seconds.data());
-            for (int s = 0; s < steps; ++s) per_step[s].push_back(seconds[s]);
-        }
-        Table lt({"step", "layers", "what", "median ms", "GFLOP/s", "% of time"},
-                 {true, false, false, true, true, true});
-        double total = 0;
-        std::vector<double> med(steps);
-        for (int s = 0; s < steps; ++s) total += med[s] = stats_of(per_step[s]).median;
-        json["layers"] = nlohmann::json::array();
-        for (int s = 0; s < steps; ++s) {
-            const int64_t step_macs = net->api().step_macs(s);
-            const double gf = med[s] > 0 ? 2e-9 * double(step_macs) / med[s] : 0;
-            lt.add({std::to_string(s), net->api().step_layers(s), net->api().step_description(s),
-                    fixed(med[s] * 1e3, 3), step_macs ? fixed(gf, 1) : "-",
-                    fixed(100 * med[s] / total, 1)});
-            json["layers"].push_back({{"step", s},
-                                      {"layers", net->api().step_layers(s)},
-                                      {"description", net->api().step_description(s)},
-                                      {"schedule", net->api().step_schedule(s)},
-                                      {"median_ms", med[s] * 1e3},
-                                      {"macs", step_macs},
-                                      {"gflops", gf}});
-        }
-        std::cout << "\nPer step (median of " << runs << " runs):\n" << lt.str();
+    // Equivalence: every pair of outputs. The denominator is the more trusted of the two
+    // (reference, then generated, then oneDNN).
+    std::vector<std::pair<const Engine*, std::vector<float>>> outputs;
+    for (const Engine& e : engines)
+        if (e.missing.empty() && !e.times.empty()) outputs.push_back({&e, e.output()});
+    if (outputs.size() > 1) {
+        json["agreement"] = nlohmann::json::array();
+        std::cout << "\noutputs compared (relative L2 = |a - b| / |b|):\n";
+        for (size_t i = 0; i < outputs.size(); ++i)
+            for (size_t j = 0; j < i; ++j) {
+                const auto& [b, bo] = outputs[j];
+                const auto& [a, ao] = outputs[i];
+                const double rel = relative_l2(ao, bo);
+                std::cout << "  " << a->name << " vs " << b->name << ": " << scientific(rel)
+                          << "\n";
+                json["agreement"].push_back(
+                    {{"a", a->name}, {"b", b->name}, {"relative_l2", rel}});
+                if (a->name == "generated" && b->name == "reference")
+                    json["relative_l2_vs_reference"] = rel;
+                if (b->name == "generated" && a->name == "reference")
+                    json["relative_l2_vs_reference"] = rel;
+            }
     }
-    if (!json_path.empty()) {
-        std::ofstream f(json_path);
+
+    if (layers && (net || dnnl)) {
+        roof.bandwidth_gbs = measure_memory_bandwidth(threads, 0.3);
+        std::cout << "\nroofline: peak " << fixed(roof.peak_gflops, 1) << " GFLOP/s, memory "
+                  << fixed(roof.bandwidth_gbs, 1) << " GB/s (read, " << threads
+                  << " thread(s)), ridge " << fixed(roof.ridge(), 1) << " flop/byte\n";
+        json["roofline"] = {{"peak_gflops", roof.peak_gflops},
+                            {"bandwidth_gbs", roof.bandwidth_gbs},
+                            {"ridge_flop_per_byte", roof.ridge()}};
+        const Graph folded = fold_batch_norm(g);
+        std::map<std::string, size_t> index;
+        for (size_t i = 0; i < folded.nodes.size(); ++i) index[folded.nodes[i].name] = i;
+
+        // Both engines' steps, timed in interleaved rounds.
+        const int gsteps = net ? net->api().num_steps : 0;
+        const int dsteps = dnnl ? dnnl->num_steps() : 0;
+        std::vector<std::vector<double>> gper(static_cast<size_t>(gsteps)), dper(static_cast<size_t>(dsteps));
+        std::vector<double> gsec(static_cast<size_t>(gsteps)), dsec(static_cast<size_t>(dsteps));
+        for (int i = 0; i < runs; ++i) {
+            if (net) {
+                net->run(input.ptr(), generated_output.data(), arena->data(), gsec.data());
+                for (int s = 0; s < gsteps; ++s) gper[size_t(s)].push_back(gsec[size_t(s)]);
+            }
+            if (dnnl) {
+                if (net) std::this_thread::sleep_for(kSettle);
+                dnnl->run(input.ptr(), onednn_output.data(), dsec.data());
+                for (int s = 0; s < dsteps; ++s) dper[size_t(s)].push_back(dsec[size_t(s)]);
+                if (net) std::this_thread::sleep_for(kSettle);
+            }
+        }
+        auto layer_table = [&](const std::string& title, int steps, auto&& info,
+                               std::vector<std::vector<double>>& per, nlohmann::json& out,
+                               bool with_impl) {
+            std::vector<std::string> header = {"step", "layers", "what", "median ms", "GFLOP/s",
+                                               "flop/B", "bound", "% of time"};
+            std::vector<bool> right = {true, false, false, true, true, true, false, true};
+            if (with_impl) {
+                header.push_back("implementation");
+                right.push_back(false);
+            }
+            Table lt(header, right);
+            double total = 0;
+            std::vector<double> med(static_cast<size_t>(steps));
+            for (int s = 0; s < steps; ++s) total += med[size_t(s)] = stats_of(per[size_t(s)]).median;
+            out = nlohmann::json::array();
+            for (int s = 0; s < steps; ++s) {
+                const auto [names, what, impl, step_macs, bytes, schedule] = info(s);
+                const double ms = med[size_t(s)];
+                const double gf = ms > 0 ? 2e-9 * double(step_macs) / ms : 0;
+                const double ai = bytes > 0 ? 2.0 * double(step_macs) / double(bytes) : 0;
+                std::vector<std::string> row = {std::to_string(s),
+                                                names,
+                                                what,
+                                                fixed(ms * 1e3, 3),
+                                                step_macs ? fixed(gf, 1) : "-",
+                                                step_macs && bytes ? fixed(ai, 1) : "-",
+                                                roof.bound(step_macs, bytes),
+                                                fixed(100 * ms / total, 1)};
+                if (with_impl) row.push_back(impl);
+                lt.add(row);
+                nlohmann::json j = {{"step", s},          {"layers", names},
+                                    {"description", what}, {"median_ms", ms * 1e3},
+                                    {"macs", step_macs},   {"bytes", bytes},
+                                    {"gflops", gf},        {"intensity", ai},
+                                    {"bound", roof.bound(step_macs, bytes)}};
+                if (with_impl) j["implementation"] = impl;
+                if (!schedule.empty()) j["schedule"] = schedule;
+                out.push_back(j);
+            }
+            std::cout << "\n" << title << " (median of " << runs << " runs, " << fixed(total * 1e3, 2)
+                      << " ms in all):\n"
+                      << lt.str();
+        };
+        using Row = std::tuple<std::string, std::string, std::string, int64_t, int64_t, std::string>;
+        if (net) {
+            nlohmann::json out;
+            layer_table(
+                "generated code, per step", gsteps,
+                [&](int s) -> Row {
+                    const std::string names = net->api().step_layers(s);
+                    return {names,
+                            net->api().step_description(s),
+                            "",
+                            net->api().step_macs(s),
+                            net->api().step_macs(s) ? step_bytes(folded, index, names) : 0,
+                            net->api().step_schedule(s)};
+                },
+                gper, out, false);
+            json["layers"] = out;
+        }
+        if (dnnl) {
+            nlohmann::json out;
+            layer_table(
+                "oneDNN, per primitive", dsteps,
+                [&](int s) -> Row {
+                    const peers::OnednnStep& st = dnnl->step(s);
+                    return {st.layers.empty() ? "(reorder)" : st.layers, st.description, st.impl,
+                            st.macs, st.bytes, ""};
+                },
+                dper, out, true);
+            json["onednn_layers"] = out;
+        }
+    }
+
+    std::string json_for_plot = json_path;
+    if (!json_path.empty() || !plot_path.empty()) {
+        if (json_path.empty())
+            json_for_plot = plot_path.substr(0, plot_path.size() - 4) + ".json";
+        std::ofstream f(json_for_plot);
         f << json.dump(2) << "\n";
-        if (!f) throw Error("cannot write '" + json_path + "'");
+        if (!f) throw Error("cannot write '" + json_for_plot + "'");
+    }
+    if (!plot_path.empty()) {
+        const char* py = std::getenv("CARDINAL_PYTHON");
+        const std::string python = py && *py ? py : "/usr/bin/python3";
+        const std::string script = std::string(CARDINAL_PEERS_DIR) + "/plot_bench.py";
+        const std::vector<std::string> argv_s = {python, script, json_for_plot, plot_path};
+        std::vector<char*> argv;
+        for (const std::string& a : argv_s) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        pid_t pid = -1;
+        int status = -1;
+        if (posix_spawn(&pid, python.c_str(), nullptr, nullptr, argv.data(), environ) != 0 ||
+            waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            throw Error("drawing '" + plot_path + "' failed (" + python +
+                        " with python3-matplotlib runs " + script + ")");
+        std::cout << "\nplot written to " << plot_path
+                  << (json_path.empty() ? " (data: " + json_for_plot + ")" : "") << "\n";
     }
     return 0;
 }

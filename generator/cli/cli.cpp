@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "ir/error.h"
+#include "onnx/onnx_import.h"
 #include "zoo/zoo.h"
 
 namespace cardinal::cli {
@@ -78,7 +79,7 @@ void add_model_options(po::options_description& options, ModelOptions& m, bool w
         ("model", po::value(&m.model)->value_name("NAME"),
          "Zoo model to use (see 'cardinal models')")  //
         ("onnx", po::value(&m.onnx)->value_name("FILE"),
-         "ONNX model to use instead of --model (not built yet)")                         //
+         "ONNX model to use instead of --model (a symbolic batch takes --batch)")        //
         ("batch", po::value(&m.batch)->value_name("N")->default_value(1), "Batch size")  //
         ("resolution", po::value(&m.resolution)->value_name("R"),
          "Input height and width (default: the model's, e.g. 224)");
@@ -100,9 +101,12 @@ void check_model_options(const ModelOptions& m) {
 
 Graph build_model(const ModelOptions& m) {
     check_model_options(m);
-    if (!m.onnx.empty())
-        throw Error("ONNX import is not built yet, so '" + m.onnx +
-                    "' cannot be loaded; use --model with a zoo model (see 'cardinal models').");
+    if (!m.onnx.empty()) {
+        if (m.resolution)
+            throw UsageError(
+                "--resolution does not apply to --onnx: the model fixes its input size");
+        return import_onnx(m.onnx, m.batch);
+    }
     const uint64_t seed = parse_seed(m.seed);
     const ZooModel* known = nullptr;
     for (const ZooModel& z : zoo_models())

@@ -37,7 +37,7 @@ struct CommandHelp {
 bool parse_options(const CommandHelp& help, po::options_description& options, const Args& args,
                    po::variables_map& vm);
 
-// The network a subcommand works on: a zoo model now, an ONNX file later.
+// The network a subcommand works on: a zoo model or an ONNX file.
 struct ModelOptions {
     std::string model;
     std::string onnx;
@@ -50,7 +50,8 @@ struct ModelOptions {
 void add_model_options(po::options_description& options, ModelOptions& m, bool with_seed);
 // Checks the values (UsageError) before any expensive work.
 void check_model_options(const ModelOptions& m);
-// Builds the network; cardinal::Error for an unknown model, an unsupported resolution or --onnx.
+// Builds the network; cardinal::Error for an unknown model, an unsupported resolution or an
+// ONNX file that cannot be imported.
 Graph build_model(const ModelOptions& m);
 
 // 25028904 -> "25,028,904".

@@ -12,6 +12,7 @@
     X(run, "Run a network on a float32 .npy input and write the output .npy")          \
     X(generate, "Generate specialized C++ and compiled layer kernels for a network")  \
     X(bench, "Benchmark generated code against the reference implementation")         \
+    X(tune, "Autotune a network's layer schedules on this machine into a database")    \
     X(targets, "List the target presets and the one this CPU resolves to")          \
     X(peak, "Measure this machine's fp32 FMA peak and memory bandwidth")
 

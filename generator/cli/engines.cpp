@@ -26,7 +26,7 @@ std::unique_ptr<LoadedNetwork> load_generated(const Graph& graph, const CodegenO
     GenerateOptions o;
     o.targets = resolve_targets(c.target);
     o.jobs = c.jobs;
-    o.schedules = schedule_lookup(c.schedules);
+    o.schedules = schedule_lookup(c.schedules, o.targets);
     // One folder per distinct network + target + schedules: the sources name all of them.
     const GeneratedSources sources = generate_sources(graph, o);
     uint64_t h = 1469598103934665603ull;

@@ -60,7 +60,6 @@ int generate_command(const Args& args) {
     GenerateOptions o;
     o.jobs = c.jobs;
     o.name = name;
-    o.schedules = schedule_lookup(c.schedules);
     const std::string dir = out.empty() ? identifier_for(name.empty() ? g.name : name) : out;
 
     // Targets of one architecture share a folder (a fat library for several x86 targets);
@@ -78,6 +77,10 @@ int generate_command(const Args& args) {
             it->second.push_back(t);
         }
     }
+
+    // One lookup serves every folder: it answers per target.
+    std::string schedule_files;
+    o.schedules = schedule_lookup(c.schedules, resolve_targets(c.target), &schedule_files);
 
     for (const auto& [folder, targets] : groups) {
         o.targets = targets;
@@ -104,7 +107,8 @@ int generate_command(const Args& args) {
                   << " layer kernels; " << r.unique_kernels << " unique objects: " << r.compiled
                   << " compiled, " << r.cached << " from the object cache)\n"
                   << "  schedules:       " << r.database_schedules << " from the database, "
-                  << r.default_schedules << " defaults\n"
+                  << r.default_schedules << " defaults"
+                  << (schedule_files.empty() ? "" : " (" + schedule_files + ")") << "\n"
                   << "  MACs:            " << with_commas(r.plan.total_macs) << "\n"
                   << "  arena:           " << with_commas(r.plan.arena_bytes) << " bytes (all "
                   << "activations: " << with_commas(total_activation_bytes(r.plan)) << ")\n"

@@ -127,6 +127,10 @@ void compile_in_parallel(const std::vector<CompileJob>& work, const std::string&
 
 }  // namespace
 
+std::string kernel_function_name(const KernelSpec& spec, const std::string& target) {
+    return "cardinal_k" + object_key(spec, target);
+}
+
 std::string default_cache_dir() {
     if (const char* d = std::getenv("CARDINAL_CACHE_DIR"); d && *d) return d;
     if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d)

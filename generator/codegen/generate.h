@@ -17,6 +17,11 @@ namespace cardinal {
 
 extern const char* const kGeneratorVersion;
 
+// The name of the compiled function (and of its object in the cache) of a kernel for a target:
+// "cardinal_k" + a content hash of everything that determines its machine code. The tuner names
+// its candidates the same way so that `generate` finds tuned kernels in the object cache.
+std::string kernel_function_name(const KernelSpec& spec, const std::string& target);
+
 // Given a layer kernel (generator + shape/epilogue params) and a target, returns the schedule
 // knobs to use, or nullopt for the generator's built-in, target-derived defaults.
 using ScheduleLookup = std::function<std::optional<std::map<std::string, std::string>>(

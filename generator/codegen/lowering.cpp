@@ -262,10 +262,10 @@ private:
             step.args.push_back(blob_arg(node.name + ".weights",
                                          pack_depthwise_weights(conv, y.channel_stride),
                                          {y.channel_stride, conv.kernel_w, conv.kernel_h}));
-        } else if (grouped_conv_packed_applies(tensor(in).c, x.channel_stride, y.c,
-                                               y.channel_stride, conv.groups)) {
-            // Groups narrower than a vector (ResNeXt's 4 and 8 channels per group, depthwise
-            // with a channel multiplier): several whole groups per vector, only useful FMAs.
+        } else if (grouped_conv_applies(tensor(in).c, x.channel_stride, y.c, y.channel_stride,
+                                        conv.groups)) {
+            // Grouped convs (ResNeXt, depthwise with a channel multiplier): only useful FMAs,
+            // several whole groups per vector when groups are narrower than one.
             k.generator = "cardinal_grouped_conv2d";
             k.params["in_channels"] = std::to_string(tensor(in).c);
             k.params["in_channel_stride"] = std::to_string(x.channel_stride);

@@ -1,5 +1,7 @@
 #include "codegen/weight_packing.h"
 
+#include <algorithm>
+
 #include "halide/conv_blocking.h"
 
 namespace cardinal {
@@ -38,12 +40,16 @@ std::vector<float> pack_conv_weights(const Conv2D& conv, int in_channels, int in
 std::vector<float> pack_grouped_conv_weights(const Conv2D& conv, int in_channels,
                                              int out_channel_stride) {
     const int kh = conv.kernel_h, kw = conv.kernel_w;
-    const int ig = in_channels / conv.groups;
+    const int ig = in_channels / conv.groups, og = conv.out_channels / conv.groups;
+    const int og_v = std::min(og, kBlock);  // channels of a group within a block
+    const int G = kBlock / og_v;            // groups within a block
     const int blocks = out_channel_stride / kBlock;
     std::vector<float> packed(size_t(blocks) * kh * kw * ig * kBlock, 0.0f);
     const float* w = conv.weight.ptr();  // [out][ig][kh][kw]
     for (int co = 0; co < conv.out_channels; ++co) {
-        const int blk = co / kBlock, lane = co % kBlock;
+        // Group-minor lane order: channel i of group g within the block sits in lane i*G + g.
+        const int blk = co / kBlock, g = (co % kBlock) / og_v, i = co % og_v;
+        const int lane = i * G + g;
         for (int ky = 0; ky < kh; ++ky)
             for (int kx = 0; kx < kw; ++kx)
                 for (int j = 0; j < ig; ++j)

@@ -13,7 +13,8 @@ namespace cardinal {
 std::vector<float> pack_conv_weights(const Conv2D& conv, int in_channels, int in_channel_stride,
                                      int out_channel_stride);
 // cardinal_grouped_conv2d: weights[block16][ky][kx][j][lane16], j the input channel within the
-// group and lane the output channel within the 16-block (zero for padded output channels).
+// group; lanes group-minor: with og_v = min(og, 16) and G = 16/og_v, output channel g*og_v + i of
+// the block (group g, channel i) sits in lane i*G + g. Zero for padded output channels.
 std::vector<float> pack_grouped_conv_weights(const Conv2D& conv, int in_channels,
                                              int out_channel_stride);
 // Bias padded to the stored channel count (zeros when the conv has none).

@@ -25,6 +25,7 @@ public:
         set_dense_layout(a, {int(size)});
         set_dense_layout(b, {int(size)});
         set_dense_layout(output, {int(size)});
+        if (auto_schedule) return;  // an autoscheduler schedules it (see common.h)
         const int vec = vector_width > 0 ? int(vector_width) : natural_vector_size<float>();
         output.split(i, io, ii, std::max(int(chunk), vec), TailStrategy::GuardWithIf)
             .parallel(io)

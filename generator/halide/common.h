@@ -38,13 +38,15 @@ inline Halide::Expr apply_activation(Halide::Expr v, Activation act, float lo, f
 }
 
 // Fixes the bounds and strides of an NHWC tensor: constant shapes let Halide specialize every
-// loop and address computation for this one layer.
+// loop and address computation for this one layer. The same extents are the estimates an
+// autoscheduler needs: with Halide's built-in GeneratorParam auto_schedule=true (`cardinal tune
+// --strategy adams2019`), each generator skips its manual schedule and Adams2019 schedules it.
 template <class BufferParam>
 void set_nhwc_layout(BufferParam& b, int channel_stride, int width, int height, int batch) {
-    b.dim(0).set_bounds(0, channel_stride).set_stride(1);
-    b.dim(1).set_bounds(0, width).set_stride(channel_stride);
-    b.dim(2).set_bounds(0, height).set_stride(channel_stride * width);
-    b.dim(3).set_bounds(0, batch).set_stride(channel_stride * width * height);
+    b.dim(0).set_bounds(0, channel_stride).set_stride(1).set_estimate(0, channel_stride);
+    b.dim(1).set_bounds(0, width).set_stride(channel_stride).set_estimate(0, width);
+    b.dim(2).set_bounds(0, height).set_stride(channel_stride * width).set_estimate(0, height);
+    b.dim(3).set_bounds(0, batch).set_stride(channel_stride * width * height).set_estimate(0, batch);
 }
 
 // Dense row-major layout for a buffer whose extents are given innermost first.
@@ -52,7 +54,8 @@ template <class BufferParam>
 void set_dense_layout(BufferParam& b, const std::vector<int>& extents) {
     int stride = 1;
     for (size_t i = 0; i < extents.size(); ++i) {
-        b.dim(static_cast<int>(i)).set_bounds(0, extents[i]).set_stride(stride);
+        b.dim(static_cast<int>(i)).set_bounds(0, extents[i]).set_stride(stride).set_estimate(
+            0, extents[i]);
         stride *= extents[i];
     }
 }

@@ -18,9 +18,10 @@
 //   oc_block       output channels per register tile: a multiple of 16 dividing
 //                  out_channel_stride (0: up to 4 vectors on AVX-512, 2 on AVX2)
 //   tile_x, tile_y output pixels per register tile. Accumulators = oc_block/vector_width *
-//                  tile_x * tile_y must fit the register file: 32 zmm on AVX-512 (we keep ~24 for
-//                  accumulators, the rest for weights and broadcasts), 16 ymm on AVX2 (~12).
-//                  (0: fill the accumulator budget along x)
+//                  tile_x * tile_y must fit the register file: 32 zmm on AVX-512 (up to 28
+//                  accumulators, the rest for weight vectors; broadcasts are FMA memory
+//                  operands), 16 ymm on AVX2 (12). (tile_x 0: the tile width within that budget
+//                  that wastes the fewest columns, see default_tile_x; tile_y default 1)
 //   ci_unroll      unroll factor of the input-channel loop (must divide the block's channels)
 //   parallel       "rows": threads split output rows (x batch); "blocks": threads split output
 //                  channel blocks (better when the image is 7x7 but channels are many); "auto".
@@ -150,10 +151,10 @@ public:
         set_dense_layout(bias, {int(out_channel_stride)});
 
         // --- Schedule ---
-        const int accumulators = accumulator_registers(get_target());
+        if (auto_schedule) return;  // an autoscheduler schedules it (see common.h)
         const int vectors = ob / vec;
         const int ty = std::clamp(int(tile_y), 1, int(out_height));
-        int tx = tile_x > 0 ? int(tile_x) : std::max(1, accumulators / (vectors * ty));
+        int tx = tile_x > 0 ? int(tile_x) : default_tile_x(vectors, ty);
         tx = std::clamp(tx, 1, int(out_width));
 
         Var co("co"), ci("ci"), xo("xo"), xi("xi"), yo("yo"), yi("yi"), task("task");
@@ -230,6 +231,29 @@ private:
         throw std::invalid_argument("out_channel_stride " +
                                     std::to_string(int(out_channel_stride)) +
                                     " is not a multiple of " + std::to_string(kWeightBlock));
+    }
+
+    // tile_x when unset: the width whose tiles waste the fewest columns of the image (the last
+    // tile of a row is shifted inwards and recomputes its overlap: 6-wide tiles compute 12
+    // columns of a 7-wide image, 18 of 14), then the widest, within the accumulator budget.
+    // The budget is 28 of the 32 zmm registers on AVX-512: the oc_block/16 <= 4 weight vectors
+    // take the rest, and broadcasts are memory operands of the FMAs. 4 vectors x 7 pixels fits
+    // every ResNet/ResNeXt width (56, 28, 14, 7) exactly. AVX2 has 16 ymm and no embedded
+    // broadcast: 12 accumulators. At least 8 accumulators hide the 4-cycle FMA latency on two
+    // FMA ports when the image allows it.
+    int default_tile_x(int vectors, int ty) const {
+        const int budget = accumulator_registers(get_target()) >= 24 ? 28 : 12;
+        const int max_t = std::max(1, std::min(int(out_width), budget / (vectors * ty)));
+        const int min_t = std::min(max_t, std::max(1, (8 + vectors * ty - 1) / (vectors * ty)));
+        int best = max_t, best_cols = (int(out_width) + max_t - 1) / max_t * max_t;
+        for (int t = max_t - 1; t >= min_t; --t) {
+            const int cols = (int(out_width) + t - 1) / t * t;
+            if (cols < best_cols) {
+                best = t;
+                best_cols = cols;
+            }
+        }
+        return best;
     }
 
     // True when some output pixel's window reaches outside the stored input.

@@ -39,4 +39,15 @@ ConvBlocking compute_conv_blocking(int in_channels, int in_channel_stride, int o
     return b;
 }
 
+bool grouped_conv_applies(int in_channels, int in_channel_stride, int out_channels,
+                          int out_channel_stride, int groups) {
+    if (groups < 2 || in_channels % groups || out_channels % groups || out_channel_stride % 16)
+        return false;
+    const int ig = in_channels / groups, og = out_channels / groups;
+    if (16 % og && og % 16) return false;
+    const int groups_per_block = std::max(1, 16 / og);
+    const int last_block = out_channel_stride / 16 - 1;
+    return (last_block * 16 / og) * ig + groups_per_block * ig <= in_channel_stride;
+}
+
 }  // namespace cardinal

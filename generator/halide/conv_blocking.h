@@ -27,4 +27,11 @@ struct ConvBlocking {
 ConvBlocking compute_conv_blocking(int in_channels, int in_channel_stride, int out_channels,
                                    int out_channel_stride, int groups, int oc_block);
 
+// True when cardinal_grouped_conv2d can compute this grouping (every FMA useful, see its header):
+// groups > 1, the output channels per group og divide 16 or are a multiple of 16, and the input
+// channels each 16-channel output block reads, (16b/og)*ig .. + max(1, 16/og)*ig, lie inside the
+// stored input channels.
+bool grouped_conv_applies(int in_channels, int in_channel_stride, int out_channels,
+                          int out_channel_stride, int groups);
+
 }  // namespace cardinal

@@ -45,6 +45,7 @@ public:
         set_dense_layout(bias, {int(out_stride)});
         set_dense_layout(output, {int(out_stride), int(batch)});
 
+        if (auto_schedule) return;  // an autoscheduler schedules it (see common.h)
         const int vec = vector_width > 0 ? int(vector_width) : natural_vector_size<float>();
         int ob = o_block > 0 ? int(o_block) : vec;
         if (o_block <= 0)

@@ -90,6 +90,7 @@ public:
         set_dense_layout(bias, {int(channel_stride)});
 
         // Schedule
+        if (auto_schedule) return;  // an autoscheduler schedules it (see common.h)
         const int vec = vector_width > 0 ? int(vector_width) : natural_vector_size<float>();
         int cb = c_block;
         if (cb <= 0) {

@@ -28,6 +28,7 @@ public:
         set_nhwc_layout(input, channel_stride, in_width, in_height, batch);
         set_nhwc_layout(output, channel_stride, 1, 1, batch);
 
+        if (auto_schedule) return;  // an autoscheduler schedules it (see common.h)
         const int vec = vector_width > 0 ? int(vector_width) : natural_vector_size<float>();
         output.vectorize(c, vec);
         total.compute_at(output, n).vectorize(c, vec);

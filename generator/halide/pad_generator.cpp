@@ -32,6 +32,7 @@ public:
         set_nhwc_layout(input, channel_stride, in_width, in_height, batch);
         set_nhwc_layout(output, channel_stride, int(in_width) + pad_left + pad_right,
                         int(in_height) + pad_top + pad_bottom, batch);
+        if (auto_schedule) return;  // an autoscheduler schedules it (see common.h)
         const int vec = vector_width > 0 ? int(vector_width) : natural_vector_size<float>();
         Var task("task");
         output.vectorize(c, vec).fuse(y, n, task).parallel(task);

@@ -72,6 +72,7 @@ public:
         set_nhwc_layout(input, channel_stride, in_width, in_height, batch);
         set_nhwc_layout(output, channel_stride, out_width, out_height, batch);
 
+        if (auto_schedule) return;  // an autoscheduler schedules it (see common.h)
         const int vec = vector_width > 0 ? int(vector_width) : natural_vector_size<float>();
         int cb = c_block > 0 ? int(c_block) : vec;
         if (c_block <= 0)

@@ -5,7 +5,8 @@ Usage: make_models.py ops OUTDIR      valid models exercising every supported op
                                       NAME.onnx, NAME.input.npy and NAME.output.npy (the expected
                                       output, computed with torch.nn.functional)
        make_models.py bad OUTDIR      models the importer must refuse with a clear message
-       make_models.py corpus OUTDIR   the fuzzer's seed corpus: the `ops` models alone
+       make_models.py corpus OUTDIR   the fuzzer's seed corpus: the `ops` models alone, and a tiny
+                                      PyTorch export full of shape arithmetic
 
 The `ops` models cover what torch.onnx.export does not produce: auto_pad, Clip with attribute
 (opset 9) and Constant-node inputs, Gemm with transB=0 / alpha / beta, MatMul + Add, Pad and
@@ -75,13 +76,15 @@ def conv_autopad():
                          auto_pad="SAME_UPPER", strides=[2, 2], kernel_shape=[4, 4]),
         helper.make_node("Conv", ["c1", "w2"], ["c2"], name="same_lower", auto_pad="SAME_LOWER",
                          group=2),
-        helper.make_node("Conv", ["c2", "w3", "b3"], ["c3"], name="valid_dilated",
-                         auto_pad="VALID", dilations=[2, 1]),
+        # No node name: the layer is named after its weight, as for older PyTorch exports.
+        helper.make_node("Conv", ["c2", "head.conv.weight", "b3"], ["c3"], auto_pad="VALID",
+                         dilations=[2, 1]),
         helper.make_node("MaxPool", ["c3"], ["y"], name="pool_same", auto_pad="SAME_UPPER",
                          kernel_shape=[3, 2], strides=[2, 2]),
     ]
     m = model(nodes, [tensor_info("x", [1, 5, 13, 11])], [tensor_info("y", None)],
-              [init("w1", w1), init("b1", b1), init("w2", w2), init("w3", w3), init("b3", b3)], 11)
+              [init("w1", w1), init("b1", b1), init("w2", w2), init("head.conv.weight", w3),
+               init("b3", b3)], 11)
 
     t = torch.from_numpy
     def pad_same(v, k, s, d, upper):
@@ -234,7 +237,7 @@ def legacy_opset9():
     w = rand(r, 6, 3, 3, 3)
     gamma, beta = rand(r, 6, lo=0.5, hi=1.5), rand(r, 6)
     mean, var = rand(r, 6), rand(r, 6, lo=0.5, hi=1.5)
-    fc, fb = rand(r, 4, 6 * 3 * 3), rand(r, 4)
+    fc, fb = rand(r, 4, 6 * 3 * 3, lo=-0.2, hi=0.2), rand(r, 4)
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
         helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["bn"],
@@ -261,6 +264,39 @@ def legacy_opset9():
 
 
 OPS = [conv_autopad, clip_constants, dense_forms, pool_pad_forms, concat_bias_bn, legacy_opset9]
+
+
+def torch_shape_arithmetic():
+    """A tiny PyTorch network exported with a symbolic batch: F.pad and x.view(x.size(0), -1)
+    export as constant subgraphs (ConstantOfShape, Slice, Transpose, Cast, Shape, Gather,
+    Unsqueeze, Concat) that the importer folds. For the fuzz corpus."""
+    import io
+    import warnings
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 3, stride=2, groups=1)
+            self.bn = nn.BatchNorm2d(2)
+            self.fc = nn.Linear(2 * 3 * 4, 3)
+
+        def forward(self, x):
+            x = F.relu6(self.bn(self.conv(x)))
+            x = F.avg_pool2d(F.pad(x, (1, 0, 0, 1), value=0.5), 2, 1)
+            return torch.softmax(self.fc(x.view(x.size(0), -1)), 1)
+
+    warnings.simplefilter("ignore")  # torch's notes about constant folding and Slice steps
+    torch.manual_seed(0)
+    net = Tiny().eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(net, torch.zeros(1, 3, 7, 9), buffer, opset_version=13,
+                      input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                      training=torch.onnx.TrainingMode.PRESERVE)
+    return onnx.load_from_string(buffer.getvalue())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -330,6 +366,8 @@ def main():
             f.write("This is a text file, not an ONNX model.\n")
         open(os.path.join(outdir, "empty.onnx"), "w").close()
         return
+    if what == "corpus":
+        onnx.save(torch_shape_arithmetic(), os.path.join(outdir, "torch_shape_arithmetic.onnx"))
     for make in OPS:
         m, x, y = make()
         # Declare the output's real shape (a symbolic batch stays symbolic).

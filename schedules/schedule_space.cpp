@@ -1,0 +1,365 @@
+#include "schedules/schedule_space.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "halide/conv_blocking.h"
+
+namespace cardinal::tune {
+
+namespace {
+
+constexpr int kWeightBlock = 16;  // == halide_gen::kWeightBlock: conv weights packed per 16 outputs
+
+std::vector<std::string> to_strings(const std::vector<int>& v) {
+    std::vector<std::string> s;
+    for (int x : v) s.push_back(std::to_string(x));
+    return s;
+}
+
+// The values of `candidates` within [lo, hi], in order, without duplicates.
+std::vector<int> within(std::vector<int> candidates, int lo, int hi) {
+    std::vector<int> out;
+    std::sort(candidates.begin(), candidates.end());
+    for (int c : candidates)
+        if (c >= lo && c <= hi && (out.empty() || out.back() != c)) out.push_back(c);
+    return out;
+}
+
+int to_int(const std::string& s) {
+    try {
+        size_t used = 0;
+        const int v = std::stoi(s, &used);
+        return used == s.size() ? v : 0;
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
+}  // namespace
+
+std::string knobs_str(const Knobs& knobs) {
+    std::string s = "{";
+    for (const auto& [k, v] : knobs) s += (s.size() > 1 ? "," : "") + k + "=" + v;
+    return s + "}";
+}
+
+int natural_float_lanes(const std::string& target) {
+    if (target.rfind("arm", 0) == 0) return 4;
+    if (target.find("avx512") != std::string::npos) return 16;
+    if (target.find("avx") != std::string::npos) return 8;  // avx, avx2
+    return 4;
+}
+
+int vector_register_count(const std::string& target) {
+    if (target.rfind("arm-64", 0) == 0) return 32;
+    if (target.find("avx512") != std::string::npos) return 32;
+    return 16;
+}
+
+int ScheduleSpace::param(const std::string& name, int fallback) const {
+    auto it = base_.params.find(name);
+    return it == base_.params.end() ? fallback : to_int(it->second);
+}
+
+int ScheduleSpace::knob(const Knobs& k, const std::string& name) const {
+    auto it = k.find(name);
+    return it == k.end() ? 0 : to_int(it->second);
+}
+
+ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target)
+    : generator_(base.generator), base_(base) {
+    registers_ = vector_register_count(target);
+    natural_vec_ = natural_float_lanes(target);
+    big_register_file_ = registers_ >= 32;
+    const int vec = natural_vec_;
+    // Vector widths worth trying where memory, not FMAs, bounds the layer.
+    std::vector<int> widths{vec};
+    if (vec / 2 >= 4) widths.insert(widths.begin(), vec / 2);
+    const std::vector<int> tiles{1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 24, 28};
+    const std::vector<int> rows{1, 2, 3, 4, 6, 7, 8, 12, 14, 16, 28, 56};
+
+    if (generator_ == "cardinal_conv2d") {
+        // See conv2d_generator.cpp: oc_block, tile_x, tile_y, ci_unroll, parallel,
+        // rows_per_task, order (vector_width stays natural: the layer is FMA-bound).
+        const int ocs = param("out_channel_stride", 16), oh = param("out_height", 1),
+                  ow = param("out_width", 1);
+        std::vector<int> blocks;
+        for (int b = kWeightBlock; b <= 128 && b <= ocs; b += kWeightBlock)
+            if (ocs % b == 0 && b % vec == 0 && (b <= 64 || ocs >= 512)) blocks.push_back(b);
+        const ConvBlocking blocking =
+            compute_conv_blocking(param("in_channels", 16), param("in_channel_stride", 16),
+                                  param("out_channels", 16), ocs, param("groups", 1), kWeightBlock);
+        std::vector<int> unrolls;
+        for (int u : {1, 2, 4, 8})
+            if (blocking.ci_per_block % u == 0) unrolls.push_back(u);
+        knobs_ = {{"oc_block", to_strings(blocks)},
+                  {"tile_x", to_strings(within(tiles, 1, ow))},
+                  {"tile_y", to_strings(within({1, 2, 3, 4, 6, 7}, 1, oh))},
+                  {"ci_unroll", to_strings(unrolls)},
+                  {"parallel", {"rows", "blocks"}},
+                  {"rows_per_task", to_strings(within({0, 2, 4, 8, 16}, 0, oh))},
+                  {"order", {"co_outer", "pixel_outer"}}};
+    } else if (generator_ == "cardinal_grouped_conv2d") {
+        // See grouped_conv2d_generator.cpp: tile_x, tile_y, rows_per_task.
+        const int oh = param("out_height", 1), ow = param("out_width", 1);
+        knobs_ = {{"tile_x", to_strings(within(tiles, 1, ow))},
+                  {"tile_y", to_strings(within({1, 2, 3, 4}, 1, oh))},
+                  {"rows_per_task", to_strings(within(rows, 1, oh))}};
+    } else if (generator_ == "cardinal_depthwise_conv2d") {
+        // vector_width, c_block, tile_x, rows_per_task.
+        const int cs = param("channel_stride", 16), ow = param("out_width", 1),
+                  oh = param("out_height", 1) * param("batch", 1);
+        std::vector<int> cb;
+        for (int b = widths.front(); b <= 4 * vec && b <= cs; b += widths.front())
+            if (cs % b == 0) cb.push_back(b);
+        knobs_ = {{"vector_width", to_strings(widths)},
+                  {"c_block", to_strings(cb)},
+                  {"tile_x", to_strings(within(tiles, 1, ow))},
+                  {"rows_per_task", to_strings(within({1, 2, 4, 8}, 1, oh))}};
+    } else if (generator_ == "cardinal_pool2d") {
+        const int cs = param("channel_stride", 16), oh = param("out_height", 1) * param("batch", 1);
+        std::vector<int> cb;
+        for (int b = widths.front(); b <= 4 * vec && b <= cs; b += widths.front())
+            if (cs % b == 0) cb.push_back(b);
+        knobs_ = {{"vector_width", to_strings(widths)},
+                  {"c_block", to_strings(cb)},
+                  {"rows_per_task", to_strings(within({1, 2, 4, 8, 16}, 1, oh))}};
+    } else if (generator_ == "cardinal_dense") {
+        const int os = param("out_stride", 16);
+        std::vector<int> ob;
+        for (int v = 1; v <= 8; ++v)
+            if (os % (v * vec) == 0) ob.push_back(v * vec);
+        knobs_ = {{"o_block", to_strings(ob)}, {"parallel_blocks", {"false", "true"}}};
+    } else if (generator_ == "cardinal_add") {
+        const int size = param("size", 16);
+        knobs_ = {{"vector_width", to_strings(widths)},
+                  {"chunk", to_strings(within({2048, 4096, 8192, 16384, 32768, 65536}, 1,
+                                              std::max(2048, size)))}};
+    } else if (generator_ == "cardinal_global_average_pool" || generator_ == "cardinal_pad") {
+        knobs_ = {{"vector_width", to_strings(widths)}};
+    }
+    // Domains with one value are no choice: leave them to the default.
+    knobs_.erase(std::remove_if(knobs_.begin(), knobs_.end(),
+                                [](const KnobDomain& d) { return d.values.size() < 2; }),
+                 knobs_.end());
+}
+
+double ScheduleSpace::size() const {
+    if (knobs_.empty()) return 0;
+    double s = 1;
+    for (const KnobDomain& d : knobs_) s *= double(d.values.size());
+    return s;
+}
+
+Knobs ScheduleSpace::resolve(const Knobs& partial) const {
+    Knobs k = partial;
+    auto set_default = [&](const std::string& name, const std::string& value) {
+        if (!k.count(name)) k[name] = value;
+    };
+    const int acc_budget = big_register_file_ ? 24 : 12;
+    if (generator_ == "cardinal_conv2d") {
+        const int vec = natural_vec_, ocs = param("out_channel_stride", 16),
+                  oh = param("out_height", 1), ow = param("out_width", 1);
+        if (!k.count("oc_block")) {
+            int ob = kWeightBlock;
+            for (int v = big_register_file_ ? 4 : 2; v >= 1; --v)
+                if ((v * vec) % kWeightBlock == 0 && ocs % (v * vec) == 0) {
+                    ob = v * vec;
+                    break;
+                }
+            k["oc_block"] = std::to_string(ob);
+        }
+        set_default("tile_y", "1");
+        const int ty = std::clamp(knob(k, "tile_y"), 1, oh);
+        const int vectors = std::max(1, knob(k, "oc_block") / vec);
+        set_default("tile_x", std::to_string(std::clamp(acc_budget / (vectors * ty), 1, ow)));
+        set_default("ci_unroll", "1");
+        set_default("order", "co_outer");
+        set_default("rows_per_task", "0");
+        if (!k.count("parallel") || k["parallel"] == "auto") {
+            const int row_tasks = param("batch", 1) * ((oh + ty - 1) / ty);
+            k["parallel"] =
+                row_tasks >= 16 || row_tasks >= ocs / kWeightBlock ? "rows" : "blocks";
+        }
+    } else if (generator_ == "cardinal_grouped_conv2d") {
+        const int oh = param("out_height", 1), ow = param("out_width", 1);
+        set_default("tile_y", "1");
+        const int ty = std::clamp(knob(k, "tile_y"), 1, oh);
+        if (!k.count("tile_x")) {
+            const int regs = big_register_file_ ? 31 : 15;
+            int best_cols = 0, tx = 1;
+            for (int t = 1; t <= ow; ++t) {
+                const int inputs =
+                    (t - 1) * param("stride_w", 1) + (param("kernel_w", 3) - 1) * param("dilation_w", 1) + 1;
+                if (t * ty + inputs > regs) break;
+                const int cols = (ow + t - 1) / t * t;
+                if (best_cols == 0 || cols <= best_cols) {
+                    best_cols = cols;
+                    tx = t;
+                }
+            }
+            k["tile_x"] = std::to_string(tx);
+        }
+        if (!k.count("rows_per_task")) {
+            const int groups = std::max(1, param("groups", 1));
+            const int ig = param("in_channels", 16) / groups, og = param("out_channels", 16) / groups;
+            const int og_v = std::max(1, std::min(og, kWeightBlock));
+            const int G = kWeightBlock / og_v;
+            const int in_row_bytes = (param("in_width", 1) + 2 * param("pad_left", 0)) * G * ig * 4;
+            const int l1_rows = (24 * 1024) / std::max(1, in_row_bytes);
+            int r = (l1_rows - (param("kernel_h", 3) - 1) * param("dilation_h", 1)) /
+                    std::max(1, param("stride_h", 1));
+            r = std::min(r, oh / 8);
+            k["rows_per_task"] = std::to_string(std::clamp(r, ty, std::max(ty, oh)) / ty * ty);
+        }
+    } else if (generator_ == "cardinal_depthwise_conv2d") {
+        set_default("vector_width", std::to_string(natural_vec_));
+        const int vec = knob(k, "vector_width"), cs = param("channel_stride", 16);
+        if (!k.count("c_block")) {
+            int cb = vec;
+            for (int v = 4; v >= 1; --v)
+                if (cs % (v * vec) == 0) {
+                    cb = v * vec;
+                    break;
+                }
+            k["c_block"] = std::to_string(cb);
+        }
+        const int vectors = std::max(1, knob(k, "c_block") / std::max(1, vec));
+        set_default("tile_x",
+                    std::to_string(std::clamp(acc_budget / vectors, 1, param("out_width", 1))));
+        set_default("rows_per_task", "1");
+    } else if (generator_ == "cardinal_pool2d") {
+        set_default("vector_width", std::to_string(natural_vec_));
+        const int vec = knob(k, "vector_width"), cs = param("channel_stride", 16);
+        if (!k.count("c_block")) {
+            int cb = vec;
+            for (int v = 4; v >= 1; --v)
+                if (cs % (v * vec) == 0) {
+                    cb = v * vec;
+                    break;
+                }
+            k["c_block"] = std::to_string(cb);
+        }
+        set_default("rows_per_task", "1");
+    } else if (generator_ == "cardinal_dense") {
+        const int vec = natural_vec_, os = param("out_stride", 16);
+        if (!k.count("o_block")) {
+            int ob = vec;
+            for (int v = 4; v >= 1; --v)
+                if (os % (v * vec) == 0) {
+                    ob = v * vec;
+                    break;
+                }
+            k["o_block"] = std::to_string(ob);
+        }
+        set_default("parallel_blocks", "true");
+    } else if (generator_ == "cardinal_add") {
+        set_default("vector_width", std::to_string(natural_vec_));
+        set_default("chunk", "16384");
+    } else if (generator_ == "cardinal_global_average_pool" || generator_ == "cardinal_pad") {
+        set_default("vector_width", std::to_string(natural_vec_));
+    }
+    return k;
+}
+
+Knobs ScheduleSpace::canonical(const Knobs& knobs) const {
+    Knobs k = knobs;
+    if (generator_ == "cardinal_conv2d") {
+        const int ty = k.count("tile_y") ? std::max(1, knob(k, "tile_y")) : 1;
+        // Threads over channel blocks ignore rows_per_task; the generator runs fewer than two
+        // tile rows per task as one.
+        if (k.count("rows_per_task") &&
+            ((k.count("parallel") && k["parallel"] == "blocks") || knob(k, "rows_per_task") < 2 * ty))
+            k.insert_or_assign("rows_per_task", std::string("0"));
+    } else if (generator_ == "cardinal_grouped_conv2d") {
+        if (k.count("rows_per_task")) {
+            const int ty = k.count("tile_y") ? std::max(1, knob(k, "tile_y")) : 1;
+            const int oh = param("out_height", 1);
+            k["rows_per_task"] =
+                std::to_string(std::clamp(knob(k, "rows_per_task"), ty, std::max(ty, oh)) / ty * ty);
+        }
+    }
+    return k;
+}
+
+bool ScheduleSpace::valid(const Knobs& knobs) const {
+    const Knobs k = resolve(knobs);
+    if (generator_ == "cardinal_conv2d") {
+        const int vec = natural_vec_, ob = knob(k, "oc_block"), tx = knob(k, "tile_x"),
+                  ty = knob(k, "tile_y");
+        const int ocs = param("out_channel_stride", 16);
+        if (ob <= 0 || ob % kWeightBlock || ocs % ob || ob % vec) return false;
+        if (tx < 1 || ty < 1 || tx > param("out_width", 1) || ty > param("out_height", 1))
+            return false;
+        // Accumulators + one row of weight vectors + the broadcast input in the register file.
+        const int vectors = ob / vec;
+        if (vectors * tx * ty + vectors + 1 > registers_) return false;
+        // Channel-block threads with pixel-outer order is run as row threads: a duplicate.
+        if (k.at("parallel") == "blocks" && k.at("order") == "pixel_outer") return false;
+        return true;
+    }
+    if (generator_ == "cardinal_grouped_conv2d") {
+        const int tx = knob(k, "tile_x"), ty = knob(k, "tile_y");
+        if (tx < 1 || ty < 1 || tx > param("out_width", 1) || ty > param("out_height", 1))
+            return false;
+        const int inputs =
+            (tx - 1) * param("stride_w", 1) + (param("kernel_w", 3) - 1) * param("dilation_w", 1) + 1;
+        return tx * ty + inputs <= registers_ - 1;
+    }
+    if (generator_ == "cardinal_depthwise_conv2d") {
+        const int vec = knob(k, "vector_width"), cb = knob(k, "c_block"), tx = knob(k, "tile_x");
+        if (vec <= 0 || cb <= 0 || cb % vec || param("channel_stride", 16) % cb) return false;
+        if (tx < 1 || tx > param("out_width", 1)) return false;
+        // Accumulators, plus an input and a weight vector per channel vector.
+        return (cb / vec) * tx + 2 * (cb / vec) <= registers_;
+    }
+    if (generator_ == "cardinal_pool2d") {
+        const int vec = knob(k, "vector_width"), cb = knob(k, "c_block");
+        return vec > 0 && cb > 0 && cb % vec == 0 && param("channel_stride", 16) % cb == 0 &&
+               cb / vec <= registers_ / 2;
+    }
+    if (generator_ == "cardinal_dense") {
+        const int ob = knob(k, "o_block");
+        return ob > 0 && ob % natural_vec_ == 0 && param("out_stride", 16) % ob == 0;
+    }
+    return true;
+}
+
+Knobs ScheduleSpace::random(SeededRandom& rng) const {
+    if (knobs_.empty()) return {};
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+        Knobs k;
+        for (const KnobDomain& d : knobs_) k[d.name] = d.values[rng.next_u64() % d.values.size()];
+        k = canonical(k);
+        if (valid(k)) return k;
+    }
+    return {};
+}
+
+Knobs ScheduleSpace::mutate(const Knobs& parent, SeededRandom& rng) const {
+    if (knobs_.empty()) return {};
+    const Knobs full = canonical(resolve(parent));
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        Knobs k = full;
+        const int moves = rng.next_u64() % 3 == 0 ? 2 : 1;
+        for (int m = 0; m < moves; ++m) {
+            const KnobDomain& d = knobs_[rng.next_u64() % knobs_.size()];
+            const auto& vals = d.values;
+            auto it = std::find(vals.begin(), vals.end(), k[d.name]);
+            if (it != vals.end() && rng.next_u64() % 2 == 0) {
+                // A neighbouring value of an ordered domain.
+                const long i = long(it - vals.begin()) + (rng.next_u64() % 2 ? 1 : -1);
+                if (i < 0 || i >= long(vals.size())) continue;
+                k[d.name] = vals[size_t(i)];
+            } else {
+                k[d.name] = vals[rng.next_u64() % vals.size()];
+            }
+        }
+        k = canonical(k);
+        if (k != full && valid(k)) return k;
+    }
+    return {};
+}
+
+}  // namespace cardinal::tune

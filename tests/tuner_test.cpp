@@ -1,0 +1,451 @@
+// The autotuner's mechanics (schedules/): the schedule space's filters, the JIT running a kernel
+// exactly as the generated library does, the search's correctness check, resuming from the
+// database, the database's refusals, and `cardinal tune` feeding `cardinal generate`. Budgets
+// and layers are small: these test the machinery, not the speedups.
+#include <sys/wait.h>
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "cardinal_runtime.h"
+#include "codegen/kernel_compiler.h"
+#include "generated_test_util.h"
+#include "ir/error.h"
+#include "schedules/jit_runner.h"
+#include "schedules/schedule_database.h"
+#include "schedules/schedule_space.h"
+#include "schedules/tuner.h"
+
+using namespace cardinal;
+using namespace cardinal::test;
+namespace fs = std::filesystem;
+using Catch::Contains;
+
+namespace {
+
+std::string fresh_dir(const std::string& tag) {
+    const std::string d = test_dir(tag);
+    fs::remove_all(d);
+    fs::create_directories(d);
+    return d;
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+// A conv network small enough to tune in seconds: a 1x1 and a 3x3 conv with ReLU.
+Graph two_conv_graph(int out_channels = 64) {
+    GraphBuilder b("two_convs", Shape{1, 32, 12, 12}, 5);
+    auto x = b.conv("pw", b.input(), ConvSpec::square(out_channels, 1));
+    x = b.conv("c3", x, ConvSpec::square(out_channels, 3, 1, 1));
+    x = b.relu("relu", x);
+    return std::move(b).finish(x);
+}
+
+tune::TuneOptions tune_options(const std::string& db, double budget) {
+    tune::TuneOptions o;
+    o.target = host_preset().halide;
+    o.budget_seconds = budget;
+    o.db_path = db;
+    o.seed = 3;
+    o.jobs = 2;
+    o.cache_dir = CARDINAL_TEST_CACHE_DIR;
+    o.quiet = true;
+    return o;
+}
+
+// A halide_buffer_t over `host` with a kernel argument's dims.
+struct Buf {
+    halide_buffer_t b{};
+    halide_dimension_t d[5]{};
+    Buf(float* host, const std::vector<BufferDim>& dims) {
+        for (size_t i = 0; i < dims.size(); ++i)
+            d[i] = {0, int32_t(dims[i].extent), int32_t(dims[i].stride), 0};
+        b.host = reinterpret_cast<uint8_t*>(host);
+        b.type = halide_type_t(halide_type_float, 32, 1);
+        b.dimensions = int(dims.size());
+        b.dim = d;
+    }
+};
+
+int64_t span_of(const std::vector<BufferDim>& dims) {
+    int64_t s = 1;
+    for (const BufferDim& d : dims) s += (d.extent - 1) * d.stride;
+    return s;
+}
+
+struct CliResult {
+    int code = -1;
+    std::string out, err;
+};
+
+CliResult run_cli(const std::string& args, const std::string& dir) {
+    const std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
+    const std::string command = "'" CARDINAL_CLI_PATH "' " + args + " >'" + out + "' 2>'" + err + "'";
+    const int status = std::system(command.c_str());
+    CliResult r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    auto slurp = [](const std::string& p) {
+        std::ifstream f(p, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    };
+    r.out = slurp(out);
+    r.err = slurp(err);
+    UNSCOPED_INFO("cardinal " << args << "\nexit " << r.code << "\nstdout: " << r.out
+                              << "\nstderr: " << r.err);
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("the conv schedule space keeps accumulators within the register file", "[tuner]") {
+    KernelSpec conv{"cardinal_conv2d",
+                    {{"batch", "1"}, {"in_channels", "64"}, {"in_channel_stride", "64"},
+                     {"in_height", "14"}, {"in_width", "14"}, {"out_channels", "128"},
+                     {"out_channel_stride", "128"}, {"out_height", "14"}, {"out_width", "14"},
+                     {"kernel_h", "3"}, {"kernel_w", "3"}, {"stride_h", "1"}, {"stride_w", "1"},
+                     {"pad_top", "1"}, {"pad_left", "1"}, {"dilation_h", "1"},
+                     {"dilation_w", "1"}, {"groups", "1"}, {"activation", "relu"}}};
+    for (const std::string preset : {"x86-64-avx512", "x86-64-avx2"}) {
+        const std::string target = resolve_target(preset);
+        const tune::ScheduleSpace space(conv, target);
+        REQUIRE_FALSE(space.empty());
+        const int vec = space.natural_vector_width(), regs = space.vector_registers();
+        CHECK(vec == (preset == "x86-64-avx512" ? 16 : 8));
+        CHECK(regs == (preset == "x86-64-avx512" ? 32 : 16));
+        SeededRandom rng(1);
+        std::set<std::string> seen;
+        for (int i = 0; i < 300; ++i) {
+            tune::Knobs k = i % 2 ? space.random(rng) : space.mutate(space.resolve({}), rng);
+            REQUIRE_FALSE(k.empty());
+            seen.insert(tune::knobs_str(k));
+            const int vectors = std::stoi(k.at("oc_block")) / vec;
+            const int acc = vectors * std::stoi(k.at("tile_x")) * std::stoi(k.at("tile_y"));
+            INFO(tune::knobs_str(k));
+            CHECK(acc + vectors + 1 <= regs);
+            CHECK(128 % std::stoi(k.at("oc_block")) == 0);
+            CHECK(64 % std::stoi(k.at("ci_unroll")) == 0);
+            CHECK_FALSE((k.at("parallel") == "blocks" && k.at("order") == "pixel_outer"));
+        }
+        CHECK(seen.size() > 50);  // a real space, not a handful of points
+        // The same seed gives the same candidates.
+        SeededRandom a(9), b(9);
+        for (int i = 0; i < 20; ++i) CHECK(space.random(a) == space.random(b));
+    }
+    // Softmax has no knobs worth searching.
+    CHECK(tune::ScheduleSpace({"cardinal_softmax", {{"channels", "10"}}},
+                              resolve_target("x86-64-avx2"))
+              .empty());
+}
+
+TEST_CASE("a kernel run through the JIT gives the AOT network's output bit for bit", "[tuner]") {
+    GraphBuilder b("jit_vs_aot", Shape{1, 24, 10, 9}, 7);
+    auto x = b.conv("conv", b.input(), ConvSpec::square(40, 3, 1, 1));
+    x = b.relu("relu", x);
+    const Graph g = std::move(b).finish(x);
+    const tune::Knobs knobs{{"oc_block", "48"},       {"tile_x", "3"},    {"tile_y", "2"},
+                            {"ci_unroll", "4"},       {"parallel", "rows"},
+                            {"rows_per_task", "4"},   {"order", "pixel_outer"}};
+
+    GenerateOptions o;
+    o.out_dir = fresh_dir("jit_vs_aot/generated");
+    o.targets = {host_preset().halide};
+    o.cache_dir = CARDINAL_TEST_CACHE_DIR;
+    o.quiet = true;
+    o.schedules = [&](const KernelSpec& base, const std::string&) -> std::optional<tune::Knobs> {
+        if (base.generator == "cardinal_conv2d") return knobs;
+        return std::nullopt;
+    };
+    const GenerateResult r = generate_network(g, o);
+    REQUIRE(r.database_schedules == 1);
+    LoadedNetwork net(o.out_dir, r.name);
+    const Tensor input = random_input(g.input_shape, 11);
+    const std::vector<float> aot = run_generated(net, input);
+    CHECK(relative_l2(aot, reference::run(g, input).data) < 1e-5);
+
+    // The same kernel, compiled here and loaded through the JIT, on the same input and weights.
+    const NetworkPlan& plan = r.plan;
+    const PlannedStep* step = nullptr;
+    for (const PlannedStep& s : plan.steps)
+        if (s.kind == StepKind::Kernel) step = &s;
+    REQUIRE(step);
+    const CompiledKernel& ck = plan.variant_kernels[0][size_t(step->kernel_slot)];
+    CHECK(ck.spec.params.at("tile_x") == "3");
+    const std::string dir = fresh_dir("jit_vs_aot/jit");
+    compile_kernel_object(ck.spec, plan.targets[0], ck.function_name, dir + "/kernel.o");
+    compile_runtime_object(plan.targets[0], dir + "/runtime.o");
+
+    const PlannedTensor& in_t = plan.tensors[size_t(plan.input_tensor)];
+    const PlannedTensor& out_t = plan.tensors[size_t(plan.output_tensor)];
+    std::vector<float> in_nhwc(size_t(in_t.stored_elements()));
+    rt::nchw_to_nhwc(input.ptr(), in_nhwc.data(), in_t.n, in_t.c, in_t.h, in_t.w,
+                     in_t.channel_stride);
+    std::vector<std::vector<float>> memory;
+    std::vector<std::unique_ptr<Buf>> bufs;
+    for (const KernelArg& a : step->args) {
+        if (a.kind == KernelArg::Kind::Weights)
+            memory.push_back(plan.blobs[size_t(a.index)].data);
+        else if (a.index == plan.input_tensor)
+            memory.push_back(in_nhwc);
+        else
+            memory.push_back(std::vector<float>(size_t(span_of(a.dims)), std::nanf("")));
+        bufs.push_back(std::make_unique<Buf>(memory.back().data(), a.dims));
+    }
+    std::vector<float> jit(aot.size());
+    {
+        tune::JitSession session(dir + "/runtime.o");
+        session.set_num_threads(2);
+        auto kernel = session.load(dir + "/kernel.o", ck.function_name);
+        std::vector<halide_buffer_t*> args;
+        for (auto& bf : bufs) args.push_back(&bf->b);
+        REQUIRE(kernel->call(args) == 0);
+        REQUIRE(kernel->call(args) == 0);  // and again, on the warm thread pool
+        // A second kernel object in the same session, then gone again.
+        CHECK_THAT(error_of([&] { session.load(dir + "/runtime.o", "no_such_kernel"); }),
+                   Contains("no_such_kernel"));
+    }
+    rt::nhwc_to_nchw(memory.back().data(), jit.data(), out_t.n, out_t.c, out_t.h, out_t.w,
+                     out_t.channel_stride);
+    CHECK(jit == aot);
+}
+
+TEST_CASE("a candidate computing something else is rejected", "[tuner]") {
+    GraphBuilder b("wrong_candidate", Shape{1, 16, 8, 8}, 3);
+    const std::string y = b.conv("conv", b.input(), ConvSpec::square(32, 3, 1, 1));
+    const Graph g = std::move(b).finish(y);
+    const std::string dir = fresh_dir("wrong_candidate");
+    tune::TuneOptions o = tune_options(dir + "/db.json", 5);
+    // Every candidate but the default gets a ReLU the layer does not have.
+    o.candidate_hook = [](KernelSpec& spec) { spec.params["activation"] = "relu"; };
+    const tune::TuneResult r = tune_network(g, o);
+    REQUIRE(r.layers.size() == 1);
+    const tune::LayerResult& l = r.layers[0];
+    CHECK(l.trials > 0);
+    CHECK(l.rejected == l.trials - l.failed);
+    CHECK(l.rejected > 0);
+    CHECK(l.knobs.empty());
+    CHECK(l.status == "default best");
+    REQUIRE_FALSE(r.log.empty());
+    CHECK_THAT(r.log[0], Contains("rejected") && Contains("differ from the default"));
+    // The database records the default as the layer's schedule.
+    const auto db = tune::ScheduleDatabase::load(o.db_path, o.target);
+    REQUIRE(db.entries().size() == 1);
+    CHECK(db.entries().begin()->second.knobs.empty());
+    CHECK(db.entries().begin()->second.rejected == l.rejected);
+}
+
+TEST_CASE("tuning again continues from the database", "[tuner]") {
+    const Graph g = two_conv_graph();
+    const std::string dir = fresh_dir("resume");
+    const std::string db_path = dir + "/db.json";
+    const tune::TuneResult first = tune_network(g, tune_options(db_path, 6));
+    const auto db1 = tune::ScheduleDatabase::load(db_path);
+    REQUIRE_FALSE(db1.entries().empty());
+    for (const auto& [layer, e] : db1.entries()) {
+        CHECK(e.trials > 0);
+        CHECK(e.budget_s > 0);
+        CHECK(e.time_ms > 0);
+        CHECK(e.cardinal_version == kGeneratorVersion);
+        CHECK(e.cpu == tune::cpu_model());
+        CHECK(e.date.size() == 20);
+    }
+
+    // The same budget: every tuned layer is kept as it is.
+    const tune::TuneResult again = tune_network(g, tune_options(db_path, 6));
+    const auto db2 = tune::ScheduleDatabase::load(db_path);
+    for (const tune::LayerResult& l : again.layers)
+        if (db1.find(l.base)) {
+            CHECK(l.status == "already tuned");
+            CHECK(l.trials == 0);
+            CHECK(db2.find(l.base)->trials == db1.find(l.base)->trials);
+            CHECK(db2.find(l.base)->knobs == db1.find(l.base)->knobs);
+        }
+
+    // A larger budget refines them: more trials on top of the recorded ones.
+    const tune::TuneResult more = tune_network(g, tune_options(db_path, 15));
+    const auto db3 = tune::ScheduleDatabase::load(db_path);
+    int refined = 0;
+    for (const tune::LayerResult& l : more.layers) {
+        const tune::ScheduleEntry* before = db1.find(l.base);
+        const tune::ScheduleEntry* after = db3.find(l.base);
+        if (!before || !after || l.trials == 0) continue;
+        ++refined;
+        CHECK(after->trials == before->trials + l.trials);
+        CHECK(after->budget_s > before->budget_s);
+        CHECK(after->time_ms <= after->default_ms);
+    }
+    CHECK(refined > 0);
+}
+
+TEST_CASE("a corrupt schedule database is refused with a clear error", "[tuner]") {
+    const std::string dir = fresh_dir("corrupt");
+    const std::string target = host_preset().halide;
+    auto write = [&](const std::string& name, const std::string& text) {
+        std::ofstream(dir + "/" + name) << text;
+        return dir + "/" + name;
+    };
+    CHECK_THAT(error_of([&] { tune::ScheduleDatabase::load(write("garbage.json", "{\"form")); }),
+               Contains("garbage.json") && Contains("corrupt") && Contains("not valid JSON"));
+    CHECK_THAT(error_of([&] { tune::ScheduleDatabase::load(write("other.json", "[1, 2]")); }),
+               Contains("not usable") && Contains("not a JSON object"));
+    CHECK_THAT(error_of([&] {
+                   tune::ScheduleDatabase::load(write("foreign.json", "{\"format\": \"x\"}"));
+               }),
+               Contains("not a cardinal schedule database"));
+    CHECK_THAT(error_of([&] { tune::ScheduleDatabase::load(dir + "/missing.json"); }),
+               Contains("cannot read schedule database"));
+
+    // A valid database with one entry, then damaged in several ways.
+    tune::ScheduleDatabase db(target, tune::kStrategySearch);
+    tune::ScheduleEntry e;
+    e.layer = "cardinal_conv2d(batch=1)";
+    e.generator = "cardinal_conv2d";
+    e.target = target;
+    e.knobs = {{"tile_x", "4"}};
+    e.time_ms = 1;
+    e.default_ms = 2;
+    e.cpu = "cpu";
+    e.halide_version = "14";
+    e.cardinal_version = kGeneratorVersion;
+    e.date = "2024-01-01T00:00:00Z";
+    db.put(e);
+    db.save(dir + "/good.json");
+    CHECK(tune::ScheduleDatabase::load(dir + "/good.json", target).entries().size() == 1);
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(dir + "/good.json"));
+    auto damaged = [&](const std::function<void(nlohmann::json&)>& damage) {
+        nlohmann::json c = j;
+        damage(c);
+        const std::string p = write("damaged.json", c.dump());
+        return error_of([&] { tune::ScheduleDatabase::load(p, target); });
+    };
+    CHECK_THAT(damaged([](auto& c) { c.erase("target"); }), Contains("lacks \"target\""));
+    CHECK_THAT(damaged([](auto& c) { c["format_version"] = 7; }),
+               Contains("format_version 7 is not supported"));
+    CHECK_THAT(damaged([](auto& c) { c["layers"]["cardinal_conv2d(batch=1)"]["knobs"] = 3; }),
+               Contains("knobs is not an object"));
+    CHECK_THAT(damaged([](auto& c) { c["layers"]["cardinal_conv2d(batch=1)"].erase("time_ms"); }),
+               Contains("lacks \"time_ms\""));
+    CHECK_THAT(damaged([](auto& c) { c["layers"]["cardinal_conv2d(batch=1)"]["target"] = "x"; }),
+               Contains("is for target x"));
+    // Truncated mid-file.
+    const std::string text = j.dump(2);
+    CHECK_THAT(error_of([&] {
+                   tune::ScheduleDatabase::load(write("cut.json", text.substr(0, text.size() / 2)));
+               }),
+               Contains("corrupt"));
+
+    // Through the command line: exit code 1 and one sentence naming the file.
+    const CliResult r = run_cli("generate --model mobilenet_v2 --resolution 32 --sources-only --out " +
+                                    dir + "/out --schedules " + dir + "/cut.json",
+                                dir);
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Contains("cut.json") && Contains("corrupt"));
+}
+
+TEST_CASE("a schedule database for another target is refused", "[tuner]") {
+    const std::string dir = fresh_dir("other_target");
+    const std::string avx2 = resolve_target("x86-64-avx2");
+    tune::ScheduleDatabase(avx2, tune::kStrategySearch).save(dir + "/avx2.json");
+    CHECK_THAT(error_of([&] {
+                   tune::ScheduleDatabase::load(dir + "/avx2.json", resolve_target("x86-64-avx512"));
+               }),
+               Contains("avx2.json") && Contains("was tuned for target " + avx2));
+    // tune refuses to continue it for another target, or with another strategy.
+    CHECK_THAT(error_of([&] {
+                   tune::ScheduleDatabase::open_or_create(dir + "/avx2.json",
+                                                          resolve_target("x86-64-avx512"),
+                                                          tune::kStrategySearch);
+               }),
+               Contains("was tuned for target"));
+    CHECK_THAT(error_of([&] {
+                   tune::ScheduleDatabase::open_or_create(dir + "/avx2.json", avx2,
+                                                          tune::kStrategyAdams2019);
+               }),
+               Contains("holds search schedules"));
+    const CliResult r = run_cli("generate --model mobilenet_v2 --resolution 32 --sources-only "
+                                "--target x86-64-avx512 --out " + dir + "/out --schedules " +
+                                    dir + "/avx2.json",
+                                dir);
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Contains("was tuned for target " + avx2 + ", not for"));
+    // A fat library with that target among others takes it for its avx2 variant.
+    const CliResult fat = run_cli("generate --model mobilenet_v2 --resolution 32 --sources-only "
+                                  "--target x86-64-avx512,x86-64-avx2 --out " + dir +
+                                      "/fat --schedules " + dir + "/avx2.json",
+                                  dir);
+    CHECK(fat.code == 0);
+}
+
+TEST_CASE("an Adams2019 database entry makes the generator autoschedule the layer", "[tuner]") {
+    GraphBuilder b("adams_entry", Shape{1, 16, 9, 9}, 4);
+    auto x = b.conv("conv", b.input(), ConvSpec::square(32, 3, 1, 1));
+    x = b.relu("relu", x);
+    const Graph g = std::move(b).finish(x);
+    const std::string target = host_preset().halide;
+    GenerateOptions o;
+    o.targets = {target};
+    const KernelSpec base = generate_sources(g, o).plan.kernels.at(0);
+
+    auto db = std::make_shared<tune::ScheduleDatabase>(target, tune::kStrategyAdams2019);
+    tune::ScheduleEntry e;
+    e.layer = base.str();
+    e.generator = base.generator;
+    e.target = target;
+    e.autoscheduler = "Adams2019";
+    e.machine_params = "2,33554432,40";
+    e.time_ms = e.default_ms = 1;
+    db->put(e);
+    const auto knobs = db->lookup(base, target);
+    REQUIRE(knobs);
+    CHECK(*knobs == tune::Knobs{{"auto_schedule", "true"}, {"machine_params", "2,33554432,40"}});
+    CHECK_FALSE(db->lookup(base, resolve_target("x86-64-avx2")));
+
+    o.schedules = tune::make_schedule_lookup({db});
+    o.out_dir = fresh_dir("adams_entry");
+    o.cache_dir = CARDINAL_TEST_CACHE_DIR;
+    o.quiet = true;
+    const GenerateResult r = generate_network(g, o);
+    CHECK(r.database_schedules == 1);
+    LoadedNetwork net(o.out_dir, r.name);
+    const Tensor input = random_input(g.input_shape, 5);
+    CHECK(relative_l2(run_generated(net, input), reference::run(g, input).data) < 1e-5);
+}
+
+TEST_CASE("cardinal tune writes a database that cardinal generate then uses", "[tuner][cli]") {
+    const std::string dir = fresh_dir("cli");
+    const std::string db = dir + "/db.json";
+    const CliResult tuned = run_cli(
+        "tune --model mobilenet_v2 --resolution 32 --budget 25 -j 2 --seed 1 --db " + db, dir);
+    REQUIRE(tuned.code == 0);
+    CHECK_THAT(tuned.out, Contains("network (steps x time)") && Contains("wrote " + db));
+    CHECK_THAT(tuned.err, Contains("measuring the default schedules"));
+    const auto loaded = tune::ScheduleDatabase::load(db, host_preset().halide);
+    REQUIRE_FALSE(loaded.entries().empty());
+
+    const CliResult gen = run_cli("generate --model mobilenet_v2 --resolution 32 -j 2 --out " +
+                                      dir + "/out --schedules " + db,
+                                  dir);
+    REQUIRE(gen.code == 0);
+    const std::string expect = "schedules:       " + std::to_string(0);
+    CHECK_THAT(gen.out, !Contains(expect + " from the database") && Contains("(" + db + ")"));
+    // --schedules none: nothing from the database.
+    const CliResult none = run_cli("generate --model mobilenet_v2 --resolution 32 --sources-only "
+                                   "--out " + dir + "/none --schedules none",
+                                   dir);
+    CHECK(none.code == 0);
+
+    // Usage errors.
+    CHECK(run_cli("tune --model mobilenet_v2 --db " + db, dir).code == 2);  // no --budget
+    CHECK(run_cli("tune --model mobilenet_v2 --budget 5 --db " + db + " --strategy magic", dir)
+              .code == 2);
+}
