@@ -40,20 +40,20 @@ struct LayerCase {
 };
 
 const std::vector<LayerCase> kCases = {
-    {"grouped3x3_4cpg_128c_56", 128, 128, 56, 3, 1, 32},   // ResNeXt-50 layer1
-    {"grouped3x3_8cpg_256c_28", 256, 256, 28, 3, 1, 32},   // layer2
-    {"grouped3x3_16cpg_512c_14", 512, 512, 14, 3, 1, 32},  // layer3
+    {"grouped3x3_4cpg_128c_56", 128, 128, 56, 3, 1, 32},    // ResNeXt-50 layer1
+    {"grouped3x3_8cpg_256c_28", 256, 256, 28, 3, 1, 32},    // layer2
+    {"grouped3x3_16cpg_512c_14", 512, 512, 14, 3, 1, 32},   // layer3
     {"grouped3x3_32cpg_1024c_7", 1024, 1024, 7, 3, 1, 32},  // layer4
-    {"depthwise3x3_728c_19", 728, 728, 19, 3, 1, 728},     // Xception middle flow
+    {"depthwise3x3_728c_19", 728, 728, 19, 3, 1, 728},      // Xception middle flow
     {"pointwise1x1_728c_19", 728, 728, 19, 1, 1, 1},
-    {"stem7x7s2_3to64_224", 3, 64, 224, 7, 2, 1},          // ResNe(X)t conv1
+    {"stem7x7s2_3to64_224", 3, 64, 224, 7, 2, 1},  // ResNe(X)t conv1
 };
 
 Graph layer_graph(const LayerCase& c) {
     GraphBuilder b(c.name, Shape{1, c.in_channels, c.resolution, c.resolution}, 7);
-    std::string x = b.conv("conv", b.input(),
-                           ConvSpec::square(c.out_channels, c.kernel, c.stride, c.kernel / 2,
-                                            c.groups));
+    std::string x =
+        b.conv("conv", b.input(),
+               ConvSpec::square(c.out_channels, c.kernel, c.stride, c.kernel / 2, c.groups));
     x = b.batch_norm("bn", x);
     x = b.relu("relu", x);
     return std::move(b).finish(x);
@@ -95,9 +95,10 @@ void bench_generated(benchmark::State& state, const std::string& name) {
     p.net->api().set_num_threads(threads);
     rt::Arena arena(p.net->api().arena_bytes);
     std::vector<double> sec(size_t(p.net->api().num_steps));
-    const int conv = step_with_macs(p.net->api().num_steps,
-                                    [&](int s) { return p.net->api().step_macs(s); });
-    for (int i = 0; i < 2; ++i) p.net->run(p.input.ptr(), p.output.data(), arena.data());
+    const int conv =
+        step_with_macs(p.net->api().num_steps, [&](int s) { return p.net->api().step_macs(s); });
+    for (int i = 0; i < 2; ++i)
+        p.net->run(p.input.ptr(), p.output.data(), arena.data());
     double total = 0;
     for (auto _ : state) {
         p.net->run(p.input.ptr(), p.output.data(), arena.data(), sec.data());
@@ -121,7 +122,8 @@ void bench_onednn(benchmark::State& state, const std::string& name) {
     std::vector<double> sec(size_t(engine.num_steps()));
     const int conv = step_with_macs(engine.num_steps(), [&](int s) { return engine.step(s).macs; });
     state.SetLabel(engine.step(conv).impl);
-    for (int i = 0; i < 2; ++i) engine.run(p.input.ptr(), p.output.data());
+    for (int i = 0; i < 2; ++i)
+        engine.run(p.input.ptr(), p.output.data());
     double total = 0;
     for (auto _ : state) {
         engine.run(p.input.ptr(), p.output.data(), sec.data());
@@ -159,7 +161,8 @@ int main(int argc, char** argv) {
         p.net = std::make_unique<LoadedNetwork>(o.out_dir, r.name);
         p.input = Tensor(p.graph.input_shape);
         SeededRandom rng(1);
-        for (float& v : p.input.data) v = rng.uniform(-1.f, 1.f);
+        for (float& v : p.input.data)
+            v = rng.uniform(-1.f, 1.f);
         p.output.resize(size_t(p.graph.shape_of(p.graph.output).numel()));
         prepared()[c.name] = std::move(p);
     }
@@ -167,18 +170,20 @@ int main(int argc, char** argv) {
     for (Isa isa : build_isas())
         if (cpu_supports(isa)) widest = isa;
     const std::vector<int> threads = thread_counts();
-    for (int t : threads) peaks()[t] = measure_fma_peak(widest, t, 0.3).gflops;
+    for (int t : threads)
+        peaks()[t] = measure_fma_peak(widest, t, 0.3).gflops;
 
     for (const LayerCase& c : kCases) {
-        auto* g = benchmark::RegisterBenchmark((c.name + "/generated").c_str(),
-                                               [n = c.name](benchmark::State& s) {
-                                                   bench_generated(s, n);
-                                               });
-        auto* d = benchmark::RegisterBenchmark(
-            (c.name + "/onednn").c_str(), [n = c.name](benchmark::State& s) { bench_onednn(s, n); });
+        auto* g = benchmark::RegisterBenchmark(
+            (c.name + "/generated").c_str(),
+            [n = c.name](benchmark::State& s) { bench_generated(s, n); });
+        auto* d =
+            benchmark::RegisterBenchmark((c.name + "/onednn").c_str(),
+                                         [n = c.name](benchmark::State& s) { bench_onednn(s, n); });
         for (auto* b : {g, d}) {
             b->UseManualTime()->Unit(benchmark::kMicrosecond)->ArgName("threads");
-            for (int t : threads) b->Arg(t);
+            for (int t : threads)
+                b->Arg(t);
         }
     }
     benchmark::RunSpecifiedBenchmarks();

@@ -16,7 +16,9 @@ namespace cardinal::tune {
 
 namespace {
 
-std::string message_of(llvm::Error e) { return llvm::toString(std::move(e)); }
+std::string message_of(llvm::Error e) {
+    return llvm::toString(std::move(e));
+}
 
 template <class T>
 T unwrap(llvm::Expected<T> v, const std::string& what) {
@@ -104,9 +106,9 @@ std::unique_ptr<JitKernel> JitSession::load(const std::string& object_path,
               "cannot load kernel object '" + object_path + "'");
         // ExternalPlusMetadata linkage gives `<name>_argv(void** args)` next to the function:
         // one call signature for every kernel, whatever its number of buffers.
-        const auto sym = unwrap(jit.lookup(jd, function_name + "_argv"),
-                                "kernel object '" + object_path + "' does not define " +
-                                    function_name + "_argv");
+        const auto sym = unwrap(
+            jit.lookup(jd, function_name + "_argv"),
+            "kernel object '" + object_path + "' does not define " + function_name + "_argv");
         auto kernel = std::unique_ptr<JitKernel>(new JitKernel());
         kernel->session_ = this;
         kernel->dylib_ = &jd;

@@ -22,7 +22,7 @@ class JitSession;
 
 // A kernel object loaded into a session. Destroy it before its session.
 class JitKernel {
-public:
+  public:
     ~JitKernel();
     JitKernel(const JitKernel&) = delete;
     JitKernel& operator=(const JitKernel&) = delete;
@@ -32,7 +32,7 @@ public:
     int call(const std::vector<halide_buffer_t*>& args) const;
     const std::string& function_name() const { return name_; }
 
-private:
+  private:
     friend class JitSession;
     JitKernel() = default;
     JitSession* session_ = nullptr;
@@ -42,7 +42,7 @@ private:
 };
 
 class JitSession {
-public:
+  public:
     // runtime_object: a Halide runtime object file (compile_runtime_object) for the target the
     // kernels are compiled for. Throws cardinal::Error if the JIT or the runtime cannot be set up.
     explicit JitSession(const std::string& runtime_object);
@@ -58,7 +58,7 @@ public:
     // Threads of the JIT'd runtime's pool (halide_set_num_threads; 0: one per core).
     void set_num_threads(int threads);
 
-private:
+  private:
     friend class JitKernel;
     struct Impl;
     std::unique_ptr<Impl> impl_;

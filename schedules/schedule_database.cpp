@@ -32,7 +32,7 @@ constexpr int kFormatVersion = 1;
 
 // Field access with errors that name the file and the field.
 class Reader {
-public:
+  public:
     explicit Reader(std::string path) : path_(std::move(path)) {}
 
     [[noreturn]] void fail(const std::string& what) const {
@@ -67,13 +67,14 @@ public:
         return k;
     }
 
-private:
+  private:
     std::string path_;
 };
 
 json knobs_json(const Knobs& k) {
     json j = json::object();
-    for (const auto& [name, value] : k) j[name] = value;
+    for (const auto& [name, value] : k)
+        j[name] = value;
     return j;
 }
 
@@ -155,8 +156,7 @@ ScheduleDatabase ScheduleDatabase::load(const std::string& path,
         e.halide_version = r.str(j, "halide_version", where);
         e.cardinal_version = r.str(j, "cardinal_version", where);
         e.date = r.str(j, "date", where);
-        if (!(e.time_ms > 0) || !(e.default_ms > 0))
-            r.fail(where + " has a non-positive time");
+        if (!(e.time_ms > 0) || !(e.default_ms > 0)) r.fail(where + " has a non-positive time");
         db.entries_[signature] = std::move(e);
     }
     if (db.strategy_ == kStrategyAdams2019) ensure_adams2019_loaded();
@@ -175,9 +175,9 @@ ScheduleDatabase ScheduleDatabase::open_or_create(const std::string& path,
 }
 
 void ScheduleDatabase::save(const std::string& path) const {
-    json doc = {{"format", kFormat},   {"format_version", kFormatVersion},
-                {"target", target_},   {"strategy", strategy_},
-                {"cpu", cpu_},         {"layers", json::object()}};
+    json doc = {{"format", kFormat}, {"format_version", kFormatVersion},
+                {"target", target_}, {"strategy", strategy_},
+                {"cpu", cpu_},       {"layers", json::object()}};
     for (const auto& [signature, e] : entries_) {
         json j = {{"generator", e.generator},
                   {"target", e.target},
@@ -197,7 +197,8 @@ void ScheduleDatabase::save(const std::string& path) const {
             j["machine_params"] = e.machine_params;
         }
         json top = json::array();
-        for (const auto& [k, ms] : e.top) top.push_back({{"knobs", knobs_json(k)}, {"time_ms", ms}});
+        for (const auto& [k, ms] : e.top)
+            top.push_back({{"knobs", knobs_json(k)}, {"time_ms", ms}});
         j["top"] = std::move(top);
         doc["layers"][signature] = std::move(j);
     }
@@ -249,8 +250,10 @@ std::string cpu_model() {
         const size_t colon = line.find(':');
         if (colon == std::string::npos) continue;
         std::string v = line.substr(colon + 1);
-        while (!v.empty() && v.front() == ' ') v.erase(v.begin());
-        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+        while (!v.empty() && v.front() == ' ')
+            v.erase(v.begin());
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+            v.pop_back();
         if (!v.empty()) return v;
     }
     return "unknown";
@@ -265,7 +268,9 @@ std::string utc_now_iso8601() {
     return buf;
 }
 
-std::string halide_version() { return CARDINAL_HALIDE_VERSION; }
+std::string halide_version() {
+    return CARDINAL_HALIDE_VERSION;
+}
 
 void ensure_adams2019_loaded() {
     static std::once_flag once;

@@ -41,18 +41,20 @@ constexpr const char* kStrategySearch = "search";
 constexpr const char* kStrategyAdams2019 = "adams2019";
 
 struct ScheduleEntry {
-    std::string layer;      // signature: KernelSpec::str() of the base spec
+    std::string layer;  // signature: KernelSpec::str() of the base spec
     std::string generator;
     std::string target;
-    Knobs knobs;            // the winning schedule knobs ({} = defaults)
+    Knobs knobs;                 // the winning schedule knobs ({} = defaults)
     std::string autoscheduler;   // "Adams2019" for an autoscheduled entry, else ""
     std::string machine_params;  // the autoscheduler's machine_params
-    double time_ms = 0;     // median time of the recorded schedule
-    double default_ms = 0;  // median time of the default schedule, measured alongside
-    int trials = 0;         // candidates measured (cumulative over runs)
-    int rejected = 0;       // candidates whose output differed from the default's
-    double budget_s = 0;    // tuning time allotted to this layer (cumulative): its budget class
-    double seconds = 0;     // tuning time spent on it (cumulative)
+    double time_ms = 0;          // median time of the recorded schedule
+    double default_ms = 0;       // median time of the default schedule, measured alongside
+    int trials = 0;              // candidates measured (cumulative over runs)
+    int rejected = 0;            // candidates whose output differed from the default's
+    // Budget class: the layer's share of the whole --budget when it was last tuned (a rerun
+    // whose share is about the same keeps the entry; a larger one refines it).
+    double budget_s = 0;
+    double seconds = 0;   // tuning time spent on it (cumulative)
     std::vector<std::pair<Knobs, double>> top;  // best candidates seen, fastest first
     std::string cpu, halide_version, cardinal_version, date;
 
@@ -62,7 +64,7 @@ struct ScheduleEntry {
 };
 
 class ScheduleDatabase {
-public:
+  public:
     ScheduleDatabase(std::string target, std::string strategy);
 
     // Reads and validates `path`. expected_target non-empty: refuses a file for another target.
@@ -86,7 +88,7 @@ public:
     // database's or the layer is not in it (the generator's defaults then apply).
     std::optional<Knobs> lookup(const KernelSpec& base, const std::string& target) const;
 
-private:
+  private:
     std::string target_, strategy_, cpu_;
     std::map<std::string, ScheduleEntry> entries_;
 };

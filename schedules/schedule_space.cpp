@@ -13,7 +13,8 @@ constexpr int kWeightBlock = 16;  // == halide_gen::kWeightBlock: conv weights p
 
 std::vector<std::string> to_strings(const std::vector<int>& v) {
     std::vector<std::string> s;
-    for (int x : v) s.push_back(std::to_string(x));
+    for (int x : v)
+        s.push_back(std::to_string(x));
     return s;
 }
 
@@ -40,7 +41,8 @@ int to_int(const std::string& s) {
 
 std::string knobs_str(const Knobs& knobs) {
     std::string s = "{";
-    for (const auto& [k, v] : knobs) s += (s.size() > 1 ? "," : "") + k + "=" + v;
+    for (const auto& [k, v] : knobs)
+        s += (s.size() > 1 ? "," : "") + k + "=" + v;
     return s + "}";
 }
 
@@ -93,21 +95,33 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target)
         std::vector<int> unrolls;
         for (int u : {1, 2, 4, 8})
             if (blocking.ci_per_block % u == 0) unrolls.push_back(u);
+        // Reduction chunks (1x1 convs whose threads split channel blocks): 0 = none.
+        std::vector<int> ci_blocks{0};
+        if (param("kernel_h", 1) == 1 && param("kernel_w", 1) == 1)
+            for (int b : {32, 64, 128, 256})
+                if (b < blocking.ci_per_block && blocking.ci_per_block % b == 0)
+                    ci_blocks.push_back(b);
         knobs_ = {{"oc_block", to_strings(blocks)},
                   {"tile_x", to_strings(within(tiles, 1, ow))},
                   {"tile_y", to_strings(within({1, 2, 3, 4, 6, 7}, 1, oh))},
                   {"ci_unroll", to_strings(unrolls)},
                   {"parallel", {"rows", "blocks"}},
                   {"rows_per_task", to_strings(within({0, 2, 4, 8, 16}, 0, oh))},
-                  {"order", {"co_outer", "pixel_outer"}}};
+                  {"order", {"co_outer", "pixel_outer"}},
+                  {"ci_block", to_strings(ci_blocks)}};
     } else if (generator_ == "cardinal_grouped_conv2d") {
-        // See grouped_conv2d_generator.cpp: tile_x, tile_y, rows_per_task.
-        const int oh = param("out_height", 1), ow = param("out_width", 1);
-        knobs_ = {{"tile_x", to_strings(within(tiles, 1, ow))},
+        // See grouped_conv2d_generator.cpp: oc_block, tile_x, tile_y, rows_per_task.
+        const int oh = param("out_height", 1), ow = param("out_width", 1),
+                  ocs = param("out_channel_stride", 16);
+        std::vector<int> blocks;
+        for (int b = kWeightBlock; b <= 64 && b <= ocs; b += kWeightBlock)
+            if (ocs % b == 0) blocks.push_back(b);
+        knobs_ = {{"oc_block", to_strings(blocks)},
+                  {"tile_x", to_strings(within(tiles, 1, ow))},
                   {"tile_y", to_strings(within({1, 2, 3, 4}, 1, oh))},
                   {"rows_per_task", to_strings(within(rows, 1, oh))}};
     } else if (generator_ == "cardinal_depthwise_conv2d") {
-        // vector_width, c_block, tile_x, rows_per_task.
+        // vector_width, c_block, tile_x, rows_per_task, order.
         const int cs = param("channel_stride", 16), ow = param("out_width", 1),
                   oh = param("out_height", 1) * param("batch", 1);
         std::vector<int> cb;
@@ -116,7 +130,8 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target)
         knobs_ = {{"vector_width", to_strings(widths)},
                   {"c_block", to_strings(cb)},
                   {"tile_x", to_strings(within(tiles, 1, ow))},
-                  {"rows_per_task", to_strings(within({1, 2, 4, 8}, 1, oh))}};
+                  {"rows_per_task", to_strings(within({1, 2, 4, 8}, 1, oh))},
+                  {"order", {"block_outer", "channels_parallel", "x_outer"}}};
     } else if (generator_ == "cardinal_pool2d") {
         const int cs = param("channel_stride", 16), oh = param("out_height", 1) * param("batch", 1);
         std::vector<int> cb;
@@ -148,7 +163,8 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target)
 double ScheduleSpace::size() const {
     if (knobs_.empty()) return 0;
     double s = 1;
-    for (const KnobDomain& d : knobs_) s *= double(d.values.size());
+    for (const KnobDomain& d : knobs_)
+        s *= double(d.values.size());
     return s;
 }
 
@@ -157,7 +173,6 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
     auto set_default = [&](const std::string& name, const std::string& value) {
         if (!k.count(name)) k[name] = value;
     };
-    const int acc_budget = big_register_file_ ? 24 : 12;
     if (generator_ == "cardinal_conv2d") {
         const int vec = natural_vec_, ocs = param("out_channel_stride", 16),
                   oh = param("out_height", 1), ow = param("out_width", 1);
@@ -173,37 +188,71 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
         set_default("tile_y", "1");
         const int ty = std::clamp(knob(k, "tile_y"), 1, oh);
         const int vectors = std::max(1, knob(k, "oc_block") / vec);
-        set_default("tile_x", std::to_string(std::clamp(acc_budget / (vectors * ty), 1, ow)));
+        if (!k.count("tile_x")) {
+            // The generator's default_tile_x: within the accumulator budget, the width wasting
+            // the fewest columns, then the widest, with at least 8 accumulators if possible.
+            int budget = big_register_file_ ? 28 : 12;
+            const int reach_h = (oh - 1) * param("stride_h", 1) +
+                                (param("kernel_h", 1) - 1) * param("dilation_h", 1) -
+                                param("pad_top", 0);
+            const int reach_w = (ow - 1) * param("stride_w", 1) +
+                                (param("kernel_w", 1) - 1) * param("dilation_w", 1) -
+                                param("pad_left", 0);
+            const bool padded = param("pad_top", 0) > 0 || param("pad_left", 0) > 0 ||
+                                reach_h >= param("in_height", 1) || reach_w >= param("in_width", 1);
+            if (budget == 28 && vectors < 4 && padded) budget = 24;
+            const int max_t = std::max(1, std::min(ow, budget / (vectors * ty)));
+            const int min_t = std::min(max_t, (8 + vectors * ty - 1) / (vectors * ty));
+            int best = max_t, best_cost = (ow + max_t - 1) / max_t * (max_t + 1);
+            for (int t = max_t - 1; t >= min_t; --t) {
+                const int cost = (ow + t - 1) / t * (t + 1);
+                if (cost < best_cost) {
+                    best = t;
+                    best_cost = cost;
+                }
+            }
+            k["tile_x"] = std::to_string(best);
+        }
         set_default("ci_unroll", "1");
+        set_default("ci_block", "0");
         set_default("order", "co_outer");
         set_default("rows_per_task", "0");
         if (!k.count("parallel") || k["parallel"] == "auto") {
             const int row_tasks = param("batch", 1) * ((oh + ty - 1) / ty);
-            k["parallel"] =
-                row_tasks >= 16 || row_tasks >= ocs / kWeightBlock ? "rows" : "blocks";
+            k["parallel"] = row_tasks >= 16 || row_tasks >= ocs / kWeightBlock ? "rows" : "blocks";
         }
     } else if (generator_ == "cardinal_grouped_conv2d") {
         const int oh = param("out_height", 1), ow = param("out_width", 1);
+        const int og = param("out_channels", 16) / std::max(1, param("groups", 1));
+        set_default("oc_block", og % 32 == 0 ? "32" : "16");
+        const int vb = std::max(1, knob(k, "oc_block") / kWeightBlock);
         set_default("tile_y", "1");
         const int ty = std::clamp(knob(k, "tile_y"), 1, oh);
         if (!k.count("tile_x")) {
+            // The generator's rule: within the register budget, >= 8 accumulators, then the
+            // fewest columns computed, then the widest.
             const int regs = big_register_file_ ? 31 : 15;
-            int best_cols = 0, tx = 1;
-            for (int t = 1; t <= ow; ++t) {
-                const int inputs =
-                    (t - 1) * param("stride_w", 1) + (param("kernel_w", 3) - 1) * param("dilation_w", 1) + 1;
-                if (t * ty + inputs > regs) break;
-                const int cols = (ow + t - 1) / t * t;
-                if (best_cols == 0 || cols <= best_cols) {
-                    best_cols = cols;
-                    tx = t;
-                }
+            auto inputs = [&](int t) {
+                return (t - 1) * param("stride_w", 1) +
+                       (param("kernel_w", 3) - 1) * param("dilation_w", 1) + 1;
+            };
+            auto better = [&](int t, int u) {
+                const bool tl = vb * t * ty >= 8, ul = vb * u * ty >= 8;
+                if (tl != ul) return tl;
+                const int tc = (ow + t - 1) / t * t, uc = (ow + u - 1) / u * u;
+                return tc != uc ? tc < uc : t > u;
+            };
+            int tx = 1;
+            for (int t = 2; t <= ow; ++t) {
+                if (vb * t * ty + inputs(t) > regs) break;
+                if (better(t, tx)) tx = t;
             }
             k["tile_x"] = std::to_string(tx);
         }
         if (!k.count("rows_per_task")) {
             const int groups = std::max(1, param("groups", 1));
-            const int ig = param("in_channels", 16) / groups, og = param("out_channels", 16) / groups;
+            const int ig = param("in_channels", 16) / groups,
+                      og = param("out_channels", 16) / groups;
             const int og_v = std::max(1, std::min(og, kWeightBlock));
             const int G = kWeightBlock / og_v;
             const int in_row_bytes = (param("in_width", 1) + 2 * param("pad_left", 0)) * G * ig * 4;
@@ -215,20 +264,30 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
         }
     } else if (generator_ == "cardinal_depthwise_conv2d") {
         set_default("vector_width", std::to_string(natural_vec_));
-        const int vec = knob(k, "vector_width"), cs = param("channel_stride", 16);
-        if (!k.count("c_block")) {
-            int cb = vec;
-            for (int v = 4; v >= 1; --v)
-                if (cs % (v * vec) == 0) {
-                    cb = v * vec;
-                    break;
+        const int vec = std::max(1, knob(k, "vector_width"));
+        // One vector of channels: its kh*kw weight vectors stay in registers.
+        set_default("c_block", std::to_string(vec));
+        if (!k.count("tile_x")) {
+            // The generator's rule: the widest tile whose accumulators, row of inputs (and
+            // weights, for one vector) fit the registers, wasting the least work on the width.
+            const int cb = knob(k, "c_block"), regs = big_register_file_ ? 31 : 15;
+            const int taps = cb == vec ? param("kernel_h", 3) * param("kernel_w", 3) : 0;
+            const int w = param("out_width", 1);
+            int best_cost = 0, tx = 1;
+            for (int t = 1; t <= w; ++t) {
+                const int inputs = (t - 1) * param("stride_w", 1) +
+                                   (param("kernel_w", 3) - 1) * param("dilation_w", 1) + 1;
+                if (t > 1 && taps + (cb / vec) * (t + inputs) > regs) break;
+                const int cost = (w + t - 1) / t * (t + 1);
+                if (best_cost == 0 || cost <= best_cost) {
+                    best_cost = cost;
+                    tx = t;
                 }
-            k["c_block"] = std::to_string(cb);
+            }
+            k["tile_x"] = std::to_string(tx);
         }
-        const int vectors = std::max(1, knob(k, "c_block") / std::max(1, vec));
-        set_default("tile_x",
-                    std::to_string(std::clamp(acc_budget / vectors, 1, param("out_width", 1))));
         set_default("rows_per_task", "1");
+        set_default("order", "block_outer");
     } else if (generator_ == "cardinal_pool2d") {
         set_default("vector_width", std::to_string(natural_vec_));
         const int vec = knob(k, "vector_width"), cs = param("channel_stride", 16);
@@ -269,15 +328,23 @@ Knobs ScheduleSpace::canonical(const Knobs& knobs) const {
         const int ty = k.count("tile_y") ? std::max(1, knob(k, "tile_y")) : 1;
         // Threads over channel blocks ignore rows_per_task; the generator runs fewer than two
         // tile rows per task as one.
-        if (k.count("rows_per_task") &&
-            ((k.count("parallel") && k["parallel"] == "blocks") || knob(k, "rows_per_task") < 2 * ty))
+        if (k.count("rows_per_task") && ((k.count("parallel") && k["parallel"] == "blocks") ||
+                                         knob(k, "rows_per_task") < 2 * ty))
             k.insert_or_assign("rows_per_task", std::string("0"));
+        // Reduction chunks apply only when threads split channel blocks in co_outer order.
+        if (k.count("ci_block") && k.count("parallel") && k.count("order") &&
+            (k["parallel"] != "blocks" || k["order"] != "co_outer"))
+            k.insert_or_assign("ci_block", std::string("0"));
+    } else if (generator_ == "cardinal_depthwise_conv2d") {
+        // Threads over channel blocks ignore rows_per_task.
+        if (k.count("order") && k["order"] == "channels_parallel" && k.count("rows_per_task"))
+            k.insert_or_assign("rows_per_task", std::string("1"));
     } else if (generator_ == "cardinal_grouped_conv2d") {
         if (k.count("rows_per_task")) {
             const int ty = k.count("tile_y") ? std::max(1, knob(k, "tile_y")) : 1;
             const int oh = param("out_height", 1);
-            k["rows_per_task"] =
-                std::to_string(std::clamp(knob(k, "rows_per_task"), ty, std::max(ty, oh)) / ty * ty);
+            k["rows_per_task"] = std::to_string(
+                std::clamp(knob(k, "rows_per_task"), ty, std::max(ty, oh)) / ty * ty);
         }
     }
     return k;
@@ -292,9 +359,10 @@ bool ScheduleSpace::valid(const Knobs& knobs) const {
         if (ob <= 0 || ob % kWeightBlock || ocs % ob || ob % vec) return false;
         if (tx < 1 || ty < 1 || tx > param("out_width", 1) || ty > param("out_height", 1))
             return false;
-        // Accumulators + one row of weight vectors + the broadcast input in the register file.
+        // Accumulators + one row of weight vectors in the register file, + a register for the
+        // broadcast input where FMAs cannot broadcast from memory (before AVX-512).
         const int vectors = ob / vec;
-        if (vectors * tx * ty + vectors + 1 > registers_) return false;
+        if (vectors * tx * ty + vectors + (big_register_file_ ? 0 : 1) > registers_) return false;
         // Channel-block threads with pixel-outer order is run as row threads: a duplicate.
         if (k.at("parallel") == "blocks" && k.at("order") == "pixel_outer") return false;
         return true;
@@ -303,16 +371,23 @@ bool ScheduleSpace::valid(const Knobs& knobs) const {
         const int tx = knob(k, "tile_x"), ty = knob(k, "tile_y");
         if (tx < 1 || ty < 1 || tx > param("out_width", 1) || ty > param("out_height", 1))
             return false;
-        const int inputs =
-            (tx - 1) * param("stride_w", 1) + (param("kernel_w", 3) - 1) * param("dilation_w", 1) + 1;
-        return tx * ty + inputs <= registers_ - 1;
+        const int ob = knob(k, "oc_block");
+        if (ob <= 0 || ob % kWeightBlock || param("out_channel_stride", 16) % ob) return false;
+        // Accumulators + one row of input vectors X_j (weights are FMA memory operands).
+        const int inputs = (tx - 1) * param("stride_w", 1) +
+                           (param("kernel_w", 3) - 1) * param("dilation_w", 1) + 1;
+        return (ob / kWeightBlock) * tx * ty + inputs <= registers_ - 1;
     }
     if (generator_ == "cardinal_depthwise_conv2d") {
         const int vec = knob(k, "vector_width"), cb = knob(k, "c_block"), tx = knob(k, "tile_x");
         if (vec <= 0 || cb <= 0 || cb % vec || param("channel_stride", 16) % cb) return false;
         if (tx < 1 || tx > param("out_width", 1)) return false;
-        // Accumulators, plus an input and a weight vector per channel vector.
-        return (cb / vec) * tx + 2 * (cb / vec) <= registers_;
+        // Accumulators and one kernel row of inputs per channel vector (+ the kh*kw weight
+        // vectors kept in registers for a one-vector block) within 31 zmm / 15 ymm.
+        const int taps = cb == vec ? param("kernel_h", 3) * param("kernel_w", 3) : 0;
+        const int inputs = (tx - 1) * param("stride_w", 1) +
+                           (param("kernel_w", 3) - 1) * param("dilation_w", 1) + 1;
+        return tx == 1 || taps + (cb / vec) * (tx + inputs) <= registers_ - 1;
     }
     if (generator_ == "cardinal_pool2d") {
         const int vec = knob(k, "vector_width"), cb = knob(k, "c_block");
@@ -330,7 +405,8 @@ Knobs ScheduleSpace::random(SeededRandom& rng) const {
     if (knobs_.empty()) return {};
     for (int attempt = 0; attempt < 1000; ++attempt) {
         Knobs k;
-        for (const KnobDomain& d : knobs_) k[d.name] = d.values[rng.next_u64() % d.values.size()];
+        for (const KnobDomain& d : knobs_)
+            k[d.name] = d.values[rng.next_u64() % d.values.size()];
         k = canonical(k);
         if (valid(k)) return k;
     }

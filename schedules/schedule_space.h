@@ -29,7 +29,7 @@ struct KnobDomain {
 };
 
 class ScheduleSpace {
-public:
+  public:
     // base: the layer kernel (generator + layer params, no schedule knobs); target: a Halide
     // target string. Generators without knobs worth searching (softmax) or unknown to the space
     // give an empty space.
@@ -61,15 +61,15 @@ public:
     int vector_registers() const { return registers_; }
     int natural_vector_width() const { return natural_vec_; }
 
-private:
+  private:
     int param(const std::string& name, int fallback = 0) const;
     int knob(const Knobs& k, const std::string& name) const;  // from a resolved assignment
 
     std::string generator_;
     KernelSpec base_;
     std::vector<KnobDomain> knobs_;
-    int registers_ = 16;    // architectural vector registers
-    int natural_vec_ = 8;   // float lanes of the target's vectors
+    int registers_ = 16;              // architectural vector registers
+    int natural_vec_ = 8;             // float lanes of the target's vectors
     bool big_register_file_ = false;  // AVX-512 / AArch64: 32 registers
 };
 

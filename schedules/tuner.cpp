@@ -1,6 +1,7 @@
 #include "schedules/tuner.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,7 +48,8 @@ double seconds_since(Clock::time_point t0) {
 
 uint64_t fnv1a(const std::string& s) {
     uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    for (unsigned char c : s)
+        h = (h ^ c) * 1099511628211ull;
     return h;
 }
 
@@ -112,14 +114,15 @@ struct Buffer {
 // The arguments of one kernel step over private memory: activations random in [-1, 1) (seeded),
 // weights the step's real packed blobs, the output last.
 class Harness {
-public:
+  public:
     Harness(const NetworkPlan& plan, const PlannedStep& step, uint64_t seed) {
         SeededRandom rng(seed);
         for (size_t a = 0; a < step.args.size(); ++a) {
             const KernelArg& arg = step.args[a];
             auto b = std::make_unique<Buffer>();
             int64_t span = 1;
-            for (const BufferDim& d : arg.dims) span += (d.extent - 1) * d.stride;
+            for (const BufferDim& d : arg.dims)
+                span += (d.extent - 1) * d.stride;
             if (arg.dims.size() > 5) throw Error("a kernel argument with more than 5 dimensions");
             b->memory = std::make_unique<Floats>(size_t(span));
             if (arg.kind == KernelArg::Kind::Weights) {
@@ -129,7 +132,8 @@ public:
                                 "' is smaller than its kernel argument");
                 std::copy(w.begin(), w.begin() + span, b->memory->data);
             } else {
-                for (int64_t i = 0; i < span; ++i) b->memory->data[i] = rng.uniform(-1.0f, 1.0f);
+                for (int64_t i = 0; i < span; ++i)
+                    b->memory->data[i] = rng.uniform(-1.0f, 1.0f);
             }
             for (size_t d = 0; d < arg.dims.size(); ++d) {
                 b->dims[d].min = 0;
@@ -147,7 +151,8 @@ public:
     }
     std::vector<halide_buffer_t*> args() {
         std::vector<halide_buffer_t*> a;
-        for (auto& b : buffers_) a.push_back(&b->buffer);
+        for (auto& b : buffers_)
+            a.push_back(&b->buffer);
         return a;
     }
     float* output() { return buffers_.back()->memory->data; }
@@ -156,7 +161,7 @@ public:
         std::fill(output(), output() + output_size(), std::numeric_limits<float>::quiet_NaN());
     }
 
-private:
+  private:
     std::vector<std::unique_ptr<Buffer>> buffers_;
 };
 
@@ -216,10 +221,10 @@ double time_kernel(const JitKernel& k, Harness& h, double seconds, int min_reps 
 // --- Compiling candidates ----------------------------------------------------------------
 
 struct CompileTask {
-    KernelSpec spec;          // everything the object is compiled from
-    std::string function;     // cardinal_k<hash>
-    fs::path object;          // in the object cache
-    std::string error;        // set when it failed
+    KernelSpec spec;       // everything the object is compiled from
+    std::string function;  // cardinal_k<hash>
+    fs::path object;       // in the object cache
+    std::string error;     // set when it failed
 };
 
 // Compiles the tasks whose objects are not cached yet, `jobs` child processes at a time (Halide's
@@ -246,6 +251,9 @@ void compile_tasks(std::vector<CompileTask>& tasks, const std::string& target, i
             const pid_t pid = ::fork();
             if (pid < 0) throw Error("cannot start a compile process");
             if (pid == 0) {
+                // A compile outlives no tuner: stop when the parent goes (interrupted, killed).
+                ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (::getppid() == 1) ::_exit(1);
                 int code = 0;
                 try {
                     const fs::path tmp =
@@ -296,7 +304,7 @@ void compile_tasks(std::vector<CompileTask>& tasks, const std::string& target, i
 // --- Progress on stderr --------------------------------------------------------------------
 
 class Progress {
-public:
+  public:
     Progress(bool quiet, double budget, Clock::time_point start)
         : quiet_(quiet), tty_(::isatty(2)), budget_(budget), start_(start) {}
 
@@ -316,14 +324,13 @@ public:
         const int width = 20;
         const int filled =
             share > 0 ? std::clamp(int(std::lround(width * spent / share)), 0, width) : width;
-        std::string bar = "[" + std::string(size_t(filled), '#') +
-                          std::string(size_t(width - filled), '.') + "]";
+        std::string bar =
+            "[" + std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.') + "]";
         char head[48];
-        std::snprintf(head, sizeof head, "[%*d/%d] ", int(std::to_string(count).size()),
-                      index + 1, count);
-        std::string text = std::string(head) + shorten(name, 34) + " " + bar + " " +
-                           fmt(spent, 1) + "/" + fmt(share, 1) + " s  " +
-                           std::to_string(trials) + " trials";
+        std::snprintf(head, sizeof head, "[%*d/%d] ", int(std::to_string(count).size()), index + 1,
+                      count);
+        std::string text = std::string(head) + shorten(name, 34) + " " + bar + " " + fmt(spent, 1) +
+                           "/" + fmt(share, 1) + " s  " + std::to_string(trials) + " trials";
         if (rejected) text += " (" + std::to_string(rejected) + " rejected)";
         text += "  default " + ms_text(default_ms) + " ms  best " + ms_text(best_ms) + " ms (" +
                 fmt(default_ms / best_ms, 2) + "x)  elapsed " + clock_text(elapsed) +
@@ -337,7 +344,7 @@ public:
         std::fflush(stderr);
     }
 
-private:
+  private:
     static std::string shorten(const std::string& s, size_t n) {
         if (s.size() <= n) return s + std::string(n - s.size(), ' ');
         return s.substr(0, n - 3) + "...";
@@ -361,7 +368,7 @@ struct Layer {
     const PlannedStep* step = nullptr;  // the first step using the kernel
     int steps = 0;
     std::unique_ptr<Harness> harness;
-    std::vector<float> reference;       // the default schedule's output
+    std::vector<float> reference;  // the default schedule's output
     std::unique_ptr<JitKernel> default_kernel;
     double default_ms = 0;
     const ScheduleEntry* entry = nullptr;  // recorded in the database before this run
@@ -371,7 +378,7 @@ struct Layer {
 };
 
 class Tuner {
-public:
+  public:
     Tuner(const Graph& graph, const TuneOptions& o)
         : o_(o),
           start_(Clock::now()),
@@ -414,15 +421,15 @@ public:
             ++l.steps;
         }
         progress_.line("cardinal tune: " + model_ + ", " + std::to_string(layers_.size()) +
-                       " unique layer kernels, target " + o_.target + ", strategy " +
-                       o_.strategy + ", budget " + fmt(o_.budget_seconds, 0) + " s, " +
-                       std::to_string(jobs_) + " compile job(s)");
+                       " unique layer kernels, target " + o_.target + ", strategy " + o_.strategy +
+                       ", budget " + fmt(o_.budget_seconds, 0) + " s, " + std::to_string(jobs_) +
+                       " compile job(s)");
         if (o_.strategy == kStrategyAdams2019) ensure_adams2019_loaded();
 
         // The JIT and its Halide runtime.
         const fs::path runtime =
-            cache_ / ("jit_runtime_" + hex16(fnv1a(o_.target + "|halide " + halide_version())) +
-                      ".o");
+            cache_ /
+            ("jit_runtime_" + hex16(fnv1a(o_.target + "|halide " + halide_version())) + ".o");
         if (!fs::exists(runtime)) {
             const fs::path tmp = runtime.string() + ".tmp" + std::to_string(::getpid());
             compile_runtime_object(o_.target, tmp.string());
@@ -439,13 +446,14 @@ public:
         return finish();
     }
 
-private:
+  private:
     // Compiles (through the cache) the spec `base` + `knobs`, with the test hook applied to
     // non-default candidates.
     CompileTask task_for(const KernelSpec& base, const Knobs& knobs, bool hook) const {
         CompileTask t;
         t.spec = base;
-        for (const auto& [k, v] : knobs) t.spec.params[k] = v;
+        for (const auto& [k, v] : knobs)
+            t.spec.params[k] = v;
         if (hook && o_.candidate_hook) o_.candidate_hook(t.spec);
         t.function = kernel_function_name(t.spec, o_.target);
         t.object = cache_ / (t.function.substr(std::string("cardinal_k").size()) + ".o");
@@ -453,7 +461,11 @@ private:
     }
 
     void compile(std::vector<CompileTask>& tasks) {
-        compile_tasks(tasks, o_.target, jobs_, o_.compile_timeout_s, log_dir_);
+        // Adams2019's beam search takes minutes on a large layer.
+        const double timeout = o_.compile_timeout_s > 0            ? o_.compile_timeout_s
+                               : o_.strategy == kStrategyAdams2019 ? 3600
+                                                                   : 300;
+        compile_tasks(tasks, o_.target, jobs_, timeout, log_dir_);
     }
 
     void log(const std::string& line) {
@@ -534,12 +546,23 @@ private:
 
     int count_uncached(const std::vector<CompileTask>& tasks) const {
         int n = 0;
-        for (const CompileTask& t : tasks) n += !fs::exists(t.object);
+        for (const CompileTask& t : tasks)
+            n += !fs::exists(t.object);
         return n;
     }
 
-    static std::string first_line(const std::string& s) {
-        std::string l = s.substr(0, s.find('\n'));
+    // The gist of a compile error: without the spec and target it repeats (the log line names
+    // the layer and knobs already), on one line, at most 300 characters.
+    std::string first_line(const std::string& s) const {
+        std::string l = s;
+        const std::string marker = " for " + o_.target + ": ";
+        if (const size_t at = l.find(marker); at != std::string::npos)
+            l = l.substr(at + marker.size());
+        else if (l.rfind("invalid schedule for ", 0) == 0)
+            if (const size_t end = l.find("): "); end != std::string::npos)
+                l = "invalid schedule: " + l.substr(end + 3);
+        for (char& c : l)
+            if (c == '\n') c = ' ';
         return l.size() > 300 ? l.substr(0, 300) + "..." : l;
     }
 
@@ -593,12 +616,14 @@ private:
     void search_all() {
         // Weight of a layer: its share of the network's default time.
         std::vector<size_t> order(layers_.size());
-        for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+        for (size_t i = 0; i < order.size(); ++i)
+            order[i] = i;
         auto weight = [&](size_t i) { return layers_[i].steps * layers_[i].default_ms; };
         std::stable_sort(order.begin(), order.end(),
                          [&](size_t a, size_t b) { return weight(a) > weight(b); });
         double total_weight = 0;
-        for (size_t i : order) total_weight += weight(i);
+        for (size_t i : order)
+            total_weight += weight(i);
         const double remaining = std::max(0.0, o_.budget_seconds - seconds_since(start_));
         // A layer's budget class is its share of the whole budget: what it is recorded as
         // tuned with, independent of how long this run's default measurements took. What it
@@ -710,7 +735,8 @@ private:
             }
             const auto b0 = Clock::now();
             std::vector<CompileTask> tasks;
-            for (const Knobs& k : proposals) tasks.push_back(task_for(l.base, k, true));
+            for (const Knobs& k : proposals)
+                tasks.push_back(task_for(l.base, k, true));
             compile(tasks);
             for (size_t p = 0; p < tasks.size(); ++p) {
                 ++trials;
@@ -729,8 +755,8 @@ private:
                 }
                 results.push_back({proposals[p], ms});
                 std::stable_sort(results.begin(), results.end(), by_time);
-                progress_.layer(index, int(layers_.size()), name, seconds_since(t0), budget,
-                                trials, rejected + failed, l.default_ms, best_ms(), false);
+                progress_.layer(index, int(layers_.size()), name, seconds_since(t0), budget, trials,
+                                rejected + failed, l.default_ms, best_ms(), false);
             }
             batch_cost = seconds_since(b0);
         }
@@ -811,8 +837,8 @@ private:
             if (!tasks[t].error.empty()) {
                 ++l.result.failed;
                 l.result.status = "Adams2019 failed";
-                log("Adams2019 schedule of " + name + " does not compile: " +
-                    first_line(tasks[t].error));
+                log("Adams2019 schedule of " + name +
+                    " does not compile: " + first_line(tasks[t].error));
                 continue;
             }
             std::string why;
@@ -840,15 +866,16 @@ private:
             l.result.tuned_ms = b;
             l.result.knobs = knobs;
             l.result.status = "Adams2019";
-            progress_.line("[" + std::to_string(t + 1) + "/" + std::to_string(tasks.size()) +
-                           "] " + name + ": default " + ms_text(d) + " ms, Adams2019 " +
-                           ms_text(b) + " ms (" + fmt(d / b, 2) + "x)");
+            progress_.line("[" + std::to_string(t + 1) + "/" + std::to_string(tasks.size()) + "] " +
+                           name + ": default " + ms_text(d) + " ms, Adams2019 " + ms_text(b) +
+                           " ms (" + fmt(d / b, 2) + "x)");
         }
     }
 
     TuneResult finish() {
         TuneResult r;
-        for (Layer& l : layers_) r.layers.push_back(l.result);
+        for (Layer& l : layers_)
+            r.layers.push_back(l.result);
         std::stable_sort(r.layers.begin(), r.layers.end(), [](const auto& a, const auto& b) {
             return a.steps * a.default_ms > b.steps * b.default_ms;
         });
@@ -874,7 +901,7 @@ private:
     std::vector<Layer> layers_;  // by slot; destroyed (kernels unloaded) before session_
     std::vector<std::string> log_;
 
-public:
+  public:
     // Kernels must go before the JIT session that holds their code.
     void release() {
         layers_.clear();
@@ -895,8 +922,8 @@ TuneResult tune_network(const Graph& graph, const TuneOptions& options) {
 
 std::string format_tune_result(const TuneResult& r) {
     std::vector<std::vector<std::string>> rows;
-    rows.push_back({"layer", "kernel", "steps", "default ms", "tuned ms", "speedup", "trials",
-                    "result"});
+    rows.push_back(
+        {"layer", "kernel", "steps", "default ms", "tuned ms", "speedup", "trials", "result"});
     for (const LayerResult& l : r.layers) {
         std::string kernel = l.base.generator;
         if (kernel.rfind("cardinal_", 0) == 0) kernel = kernel.substr(9);
@@ -907,15 +934,15 @@ std::string format_tune_result(const TuneResult& r) {
                         l.tuned_ms > 0 ? fmt(l.default_ms / l.tuned_ms, 2) + "x" : "-",
                         std::to_string(l.trials), l.status});
     }
-    rows.push_back({"network (steps x time)", "", "", ms_text(r.network_default_ms),
-                    ms_text(r.network_tuned_ms),
-                    r.network_tuned_ms > 0
-                        ? fmt(r.network_default_ms / r.network_tuned_ms, 2) + "x"
-                        : "-",
-                    "", ""});
+    rows.push_back(
+        {"network (steps x time)", "", "", ms_text(r.network_default_ms),
+         ms_text(r.network_tuned_ms),
+         r.network_tuned_ms > 0 ? fmt(r.network_default_ms / r.network_tuned_ms, 2) + "x" : "-", "",
+         ""});
     std::vector<size_t> width(rows[0].size(), 0);
     for (const auto& row : rows)
-        for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+        for (size_t c = 0; c < row.size(); ++c)
+            width[c] = std::max(width[c], row[c].size());
     const std::vector<bool> right{false, false, true, true, true, true, true, false};
     std::ostringstream out;
     auto line = [&](const std::vector<std::string>& row) {
@@ -925,13 +952,15 @@ std::string format_tune_result(const TuneResult& r) {
             const std::string pad(width[c] - row[c].size(), ' ');
             s += right[c] ? pad + row[c] : row[c] + pad;
         }
-        while (!s.empty() && s.back() == ' ') s.pop_back();
+        while (!s.empty() && s.back() == ' ')
+            s.pop_back();
         out << s << "\n";
     };
     for (size_t i = 0; i < rows.size(); ++i) {
         if (i == 1 || i + 1 == rows.size()) {
             std::vector<std::string> rule;
-            for (size_t w : width) rule.push_back(std::string(w, '-'));
+            for (size_t w : width)
+                rule.push_back(std::string(w, '-'));
             line(rule);
         }
         line(rows[i]);

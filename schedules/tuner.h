@@ -17,8 +17,8 @@
 // search), until its share is spent or its space is exhausted. The winner is re-timed against the
 // default, interleaved, and kept only if it is faster. Candidates depend only on --seed, the
 // layer and what was measured. The database is saved after every layer; a rerun skips layers
-// already tuned with at least the budget they would get now (their budget class) and refines
-// the others starting from the best candidates recorded.
+// recorded with about the budget class they would get now (their share of the whole budget),
+// and refines those recorded with a smaller one, starting from the best candidates recorded.
 //
 // Strategy "adams2019": every layer is scheduled by Halide's Adams2019 autoscheduler instead
 // (checked and timed the same way) and recorded in its own database as an autoscheduled entry.
@@ -37,16 +37,17 @@
 namespace cardinal::tune {
 
 struct TuneOptions {
-    std::string target;            // Halide target string (resolved, e.g. from a preset)
-    double budget_seconds = 60;    // wall time for the whole network, defaults included
-    std::string db_path;           // read (resume) and written after every layer
+    std::string target;          // Halide target string (resolved, e.g. from a preset)
+    double budget_seconds = 60;  // wall time for the whole network, defaults included
+    std::string db_path;         // read (resume) and written after every layer
     uint64_t seed = 0;
-    int threads = 0;               // threads of the timed kernels (0: one per core)
-    int jobs = 0;                  // parallel compile processes (0: one per core)
+    int threads = 0;                         // threads of the timed kernels (0: one per core)
+    int jobs = 0;                            // parallel compile processes (0: one per core)
     std::string strategy = kStrategySearch;  // or kStrategyAdams2019
-    std::string cache_dir;         // object cache; empty: default_cache_dir()
-    bool quiet = false;            // no progress on stderr
-    double compile_timeout_s = 120;  // a candidate compiling longer is abandoned
+    std::string cache_dir;                   // object cache; empty: default_cache_dir()
+    bool quiet = false;                      // no progress on stderr
+    // A candidate compiling longer is abandoned (0: 300 s; 3600 s for adams2019).
+    double compile_timeout_s = 0;
 
     // Test hook: called on the spec compiled for every non-default candidate (after its knobs
     // were applied); may change it, e.g. to make a deliberately wrong kernel.
@@ -54,15 +55,15 @@ struct TuneOptions {
 };
 
 struct LayerResult {
-    KernelSpec base;               // the layer kernel without schedule knobs
-    std::string layers;            // the IR layers of the first step using it
-    std::string description;       // that step's description
-    int steps = 0;                 // steps of the network using this kernel
-    double default_ms = 0;         // measured this run
-    double tuned_ms = 0;           // of the recorded schedule (== default_ms when it won)
-    Knobs knobs;                   // the recorded schedule (or generator params for adams2019)
+    KernelSpec base;          // the layer kernel without schedule knobs
+    std::string layers;       // the IR layers of the first step using it
+    std::string description;  // that step's description
+    int steps = 0;            // steps of the network using this kernel
+    double default_ms = 0;    // measured this run
+    double tuned_ms = 0;      // of the recorded schedule (== default_ms when it won)
+    Knobs knobs;              // the recorded schedule (or generator params for adams2019)
     int trials = 0, rejected = 0, failed = 0;  // this run
-    std::string status;            // "tuned", "default best", "skipped: ...", ...
+    std::string status;                        // "tuned", "default best", "skipped: ...", ...
 };
 
 struct TuneResult {
@@ -70,7 +71,7 @@ struct TuneResult {
     double network_default_ms = 0;    // sum over layers of steps x default_ms
     double network_tuned_ms = 0;      // sum over layers of steps x tuned_ms
     double seconds = 0;
-    std::vector<std::string> log;     // rejected and failed candidates, one line each
+    std::vector<std::string> log;  // rejected and failed candidates, one line each
 };
 
 // Tunes `graph` for options.target and writes options.db_path. Throws cardinal::Error.

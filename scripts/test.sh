@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what is missing, builds, and runs every test
-# through ctest, first in the Release build, then in the ASan+UBSan build.
+# through ctest, first in the Release build, then in the ASan+UBSan build; between the two it
+# fuzzes the ONNX importer for two minutes (libFuzzer under ASan+UBSan, scripts/fuzz-onnx.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 bash scripts/build.sh
 (cd build && ctest -j "$(nproc)" --output-on-failure --timeout 1500)
+
+bash scripts/fuzz-onnx.sh "${CARDINAL_FUZZ_SECONDS:-120}"
 
 bash scripts/build.sh --sanitize
 # libHalide and LLVM keep some allocations until exit: not leaks of ours.

@@ -218,6 +218,14 @@ TEST_CASE(
     CHECK(count_macs(imported) == count_macs(zoo));
     CHECK(count_bn_statistics(imported) == count_bn_statistics(zoo));
 
+    // The imported graph itself, run by the reference, gives PyTorch's output.
+    const Tensor direct = reference::run(imported, e.input);
+    const double direct_err = relative_l2(direct.data, e.output.data);
+    std::printf("%-40s imported graph (reference) vs PyTorch: relative L2 %.3g\n",
+                "resnext50_32x4d", direct_err);
+    CHECK(direct_err <= 1e-4);
+    CHECK(top1(direct.data, 1) == top1(e.output.data, 1));
+
     // The zoo's graph with the imported weights, run by the reference, gives PyTorch's output.
     std::map<std::string, const Node*> by_name;
     for (const Node& n : imported.nodes)

@@ -25,24 +25,31 @@ namespace cardinal::peers {
 
 #ifndef CARDINAL_HAVE_DNNL
 
-bool OnednnEngine::available() { return false; }
+bool OnednnEngine::available() {
+    return false;
+}
 std::string OnednnEngine::version() {
     return "oneDNN is not linked into this build (libdnnl-dev was not found when cardinal was "
            "configured)";
 }
 struct OnednnEngine::Impl {};
 OnednnEngine::OnednnEngine(const Graph&, int) {
-    throw PeerUnavailable("oneDNN is not installed: cardinal was configured without "
-                          "libdnnl-dev (apt-get install libdnnl-dev, then reconfigure)");
+    throw PeerUnavailable(
+        "oneDNN is not installed: cardinal was configured without "
+        "libdnnl-dev (apt-get install libdnnl-dev, then reconfigure)");
 }
 OnednnEngine::~OnednnEngine() = default;
 void OnednnEngine::set_num_threads(int) {}
 void OnednnEngine::run(const float*, float*, double*) {}
-int OnednnEngine::num_steps() const { return 0; }
+int OnednnEngine::num_steps() const {
+    return 0;
+}
 const OnednnStep& OnednnEngine::step(int) const {
     throw Error("oneDNN is not linked into this build.");
 }
-size_t OnednnEngine::activation_bytes() const { return 0; }
+size_t OnednnEngine::activation_bytes() const {
+    return 0;
+}
 
 #else
 
@@ -52,20 +59,29 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
 
-memory::dims dims_of(const Shape& s) { return memory::dims(s.dims.begin(), s.dims.end()); }
+memory::dims dims_of(const Shape& s) {
+    return memory::dims(s.dims.begin(), s.dims.end());
+}
 
 Tag plain_tag(size_t rank) {
     switch (rank) {
-        case 1: return Tag::a;
-        case 2: return Tag::ab;
-        case 3: return Tag::abc;
-        case 4: return Tag::abcd;
-        case 5: return Tag::abcde;
+        case 1:
+            return Tag::a;
+        case 2:
+            return Tag::ab;
+        case 3:
+            return Tag::abc;
+        case 4:
+            return Tag::abcd;
+        case 5:
+            return Tag::abcde;
     }
     throw Error("oneDNN peer: tensors of rank " + std::to_string(rank) + " are not supported.");
 }
 
-memory::desc plain_md(const Shape& s) { return memory::desc(dims_of(s), kF32, plain_tag(s.rank())); }
+memory::desc plain_md(const Shape& s) {
+    return memory::desc(dims_of(s), kF32, plain_tag(s.rank()));
+}
 
 // "nChw16c"-style name of a layout, for descriptions.
 std::string layout_name(const memory::desc& md) {
@@ -74,7 +90,8 @@ std::string layout_name(const memory::desc& md) {
     const auto& b = d.format_desc.blocking;
     // Dimensions outermost first by stride; inner blocks appended.
     std::vector<int> order(d.ndims);
-    for (int i = 0; i < d.ndims; ++i) order[i] = i;
+    for (int i = 0; i < d.ndims; ++i)
+        order[i] = i;
     std::stable_sort(order.begin(), order.end(),
                      [&](int x, int y) { return b.strides[x] > b.strides[y]; });
     const char* letters = "abcdef";
@@ -160,7 +177,7 @@ struct OnednnEngine::Impl {
     std::vector<bool> buffer_free;
     std::vector<bool> buffer_dedicated;  // never returned to the pool (Pad outputs)
     std::vector<float> buffer_fill;      // initial value of a dedicated buffer
-    std::vector<std::unique_ptr<void, FreeDeleter>> storage;
+    std::vector<std::unique_ptr<void, FreeDeleter> > storage;
     size_t scratch_bytes = 0;
     std::unique_ptr<void, FreeDeleter> scratch;
     std::vector<Binding> bindings;
@@ -171,8 +188,8 @@ struct OnednnEngine::Impl {
     // Per tensor while building.
     struct TensorState {
         memory::desc md;
-        int buffer = -1;  // -1: the user's input
-        std::vector<std::pair<memory::desc, int>> copies;  // reordered copies and their buffers
+        int buffer = -1;                                    // -1: the user's input
+        std::vector<std::pair<memory::desc, int> > copies;  // reordered copies and their buffers
     };
     std::map<std::string, TensorState> tensors;
     std::map<std::string, size_t> last_use;  // tensor -> index of the last plan reading it
@@ -184,7 +201,8 @@ struct OnednnEngine::Impl {
             if (buffer_size[i] >= bytes) {
                 if (best < 0 || buffer_size[best] < bytes || buffer_size[i] < buffer_size[best])
                     best = int(i);
-            } else if (best < 0 || (buffer_size[best] < bytes && buffer_size[i] > buffer_size[best])) {
+            } else if (best < 0 ||
+                       (buffer_size[best] < bytes && buffer_size[i] > buffer_size[best])) {
                 best = int(i);
             }
         }
@@ -222,8 +240,8 @@ struct OnednnEngine::Impl {
 
     void add_reorder(const memory& from, const memory& to, const std::string& what) {
         OnednnStep i;
-        i.description = what + ": " + layout_name(from.get_desc()) + " -> " +
-                        layout_name(to.get_desc());
+        i.description =
+            what + ": " + layout_name(from.get_desc()) + " -> " + layout_name(to.get_desc());
         dnnl::reorder::primitive_desc pd(from, to, reorder_attr());
         note_scratch(pd);
         i.impl = pd.impl_info_str();
@@ -283,14 +301,17 @@ struct OnednnEngine::Impl {
             auto it = last_use.find(name);
             if (it == last_use.end() || it->second != plan_index) continue;
             if (t.buffer >= 0 && !buffer_dedicated[t.buffer]) buffer_free[t.buffer] = true;
-            for (const auto& c : t.copies) buffer_free[c.second] = true;
+            for (const auto& c : t.copies)
+                buffer_free[c.second] = true;
             t.buffer = -3;  // dead
             t.copies.clear();
         }
     }
 };
 
-bool OnednnEngine::available() { return true; }
+bool OnednnEngine::available() {
+    return true;
+}
 
 std::string OnednnEngine::version() {
     const dnnl_version_t* v = dnnl_version();
@@ -310,11 +331,13 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
     const auto& nodes = g.nodes;
 
     // Readers of each tensor (the graph output counts as read by the caller).
-    std::map<std::string, std::vector<size_t>> readers;
+    std::map<std::string, std::vector<size_t> > readers;
     for (size_t i = 0; i < nodes.size(); ++i)
-        for (const std::string& t : nodes[i].inputs) readers[t].push_back(i);
+        for (const std::string& t : nodes[i].inputs)
+            readers[t].push_back(i);
     std::map<std::string, size_t> producer;
-    for (size_t i = 0; i < nodes.size(); ++i) producer[nodes[i].output] = i;
+    for (size_t i = 0; i < nodes.size(); ++i)
+        producer[nodes[i].output] = i;
     std::vector<bool> absorbed(nodes.size(), false);
     // The one node reading `t`, if exactly one does and it is not yet part of another plan.
     auto only_reader = [&](const std::string& t) -> std::optional<size_t> {
@@ -371,9 +394,8 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
                     p.nodes.push_back(pi->second);
                 }
             }
-            if (auto r = only_reader(p.output);
-                r && std::holds_alternative<Add>(nodes[*r].op) &&
-                nodes[*r].inputs[0] != nodes[*r].inputs[1]) {
+            if (auto r = only_reader(p.output); r && std::holds_alternative<Add>(nodes[*r].op) &&
+                                                nodes[*r].inputs[0] != nodes[*r].inputs[1]) {
                 const Node& add = nodes[*r];
                 p.residual = add.inputs[0] == p.output ? add.inputs[1] : add.inputs[0];
                 absorb(*r);
@@ -399,7 +421,8 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
                      [](const Plan& a, const Plan& b) { return a.position < b.position; });
 
     for (size_t pi = 0; pi < plans.size(); ++pi) {
-        for (const std::string& t : plans[pi].inputs) I.last_use[t] = pi;
+        for (const std::string& t : plans[pi].inputs)
+            I.last_use[t] = pi;
         if (plans[pi].residual) I.last_use[*plans[pi].residual] = pi;
     }
     I.last_use.erase(g.output);  // kept until the final reorder
@@ -411,7 +434,8 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
         std::vector<size_t> idx = p.nodes;
         std::sort(idx.begin(), idx.end());
         std::string s;
-        for (size_t j : idx) s += (s.empty() ? "" : "+") + nodes[j].name;
+        for (size_t j : idx)
+            s += (s.empty() ? "" : "+") + nodes[j].name;
         return s;
     };
     auto attr_for = [&](const Plan& p) {
@@ -429,8 +453,9 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
         if (p.activation) s += ", " + activation_name(nodes[*p.activation]);
         return s;
     };
-    // Creates a primitive descriptor with the input's own layout if oneDNN implements it, else
-    // with format any (a reorder then converts the input).
+    // The layout a tensor was produced in: element-wise, pooling, binary, softmax and concat
+    // primitives take it as it is (pooling and inner product fall back to format any, then a
+    // reorder converts, if oneDNN has no implementation for it).
     auto src_md_for = [&](const std::string& t) { return I.tensors.at(t).md; };
     // Output buffer for a new tensor: in place of `reuse` when it dies here with the same
     // layout and is not the user's input, else from the pool.
@@ -476,12 +501,21 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
                 const memory::dims pl{pad.top, pad.left}, pr{pad.bottom, pad.right};
                 const auto prop = dnnl::prop_kind::forward_inference;
                 const auto alg = dnnl::algorithm::convolution_direct;
-                const auto d = c->bias ? dnnl::convolution_forward::desc(prop, alg, any_src, any_w,
-                                                                        bias_md, any_dst, strides,
-                                                                        dil, pl, pr)
-                                       : dnnl::convolution_forward::desc(
-                                             prop, alg, any_src, any_w, any_dst, strides, dil, pl, pr);
-                dnnl::convolution_forward::primitive_desc pd(d, attr_for(p), I.eng);
+                auto make = [&](const memory::desc& src) {
+                    const auto d =
+                        c->bias ? dnnl::convolution_forward::desc(prop, alg, src, any_w, bias_md,
+                                                                  any_dst, strides, dil, pl, pr)
+                                : dnnl::convolution_forward::desc(prop, alg, src, any_w, any_dst,
+                                                                  strides, dil, pl, pr);
+                    return dnnl::convolution_forward::primitive_desc(d, attr_for(p), I.eng, true);
+                };
+                // format any for the source too: oneDNN picks the layout its fastest kernel
+                // wants (nhwc for brgemm 1x1, 4- or 8-channel blocks for ResNeXt's narrow groups)
+                // and a reorder converts the producer's output where they differ. Forcing the
+                // producer's layout instead was tried: fewer reorders, but AVX2 kernels for the
+                // grouped convs, no faster overall.
+                const dnnl::convolution_forward::primitive_desc pd = make(any_src);
+                if (!pd) throw Error("no convolution implementation");
                 I.note_scratch(pd);
                 std::unordered_map<int, memory> args;
                 args[DNNL_ARG_SRC] = I.get(p.inputs[0], pd.src_desc());
@@ -511,13 +545,13 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
                 memory dst = I.bind(dst_md, buf);
                 args[DNNL_ARG_DST] = dst;
                 I.add_scratch_arg(args, pd);
-                const std::string kind = G == 1                 ? ""
+                const std::string kind = G == 1               ? ""
                                          : (G == C && O == C) ? " dw"
                                                               : " g" + std::to_string(G);
                 const std::string buf_desc = "Conv2D " + std::to_string(c->kernel_h) + "x" +
                                              std::to_string(c->kernel_w) + "/" +
-                                             std::to_string(c->stride_h) + kind + ", " +
-                                             xs.str() + " -> " + out_shape.str();
+                                             std::to_string(c->stride_h) + kind + ", " + xs.str() +
+                                             " -> " + out_shape.str();
                 info.description = buf_desc + suffix_of(p);
                 info.impl = pd.impl_info_str();
                 info.macs = count_node_macs(g, n);
@@ -545,8 +579,9 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
                 for (const memory::desc& src :
                      {src_md_for(p.inputs[0]), memory::desc(dims_of(xs), kF32, Tag::any)}) {
                     const auto d =
-                        dn->bias ? dnnl::inner_product_forward::desc(prop, src, any_w, bias_md, dst_any)
-                                 : dnnl::inner_product_forward::desc(prop, src, any_w, dst_any);
+                        dn->bias
+                            ? dnnl::inner_product_forward::desc(prop, src, any_w, bias_md, dst_any)
+                            : dnnl::inner_product_forward::desc(prop, src, any_w, dst_any);
                     pd = dnnl::inner_product_forward::primitive_desc(d, attr_for(p), I.eng, true);
                     if (pd) break;
                 }
@@ -575,9 +610,8 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
                 std::unordered_map<int, memory> args;
                 args[DNNL_ARG_SRC_0] = I.get(p.inputs[0], md);
                 args[DNNL_ARG_SRC_1] = I.get(p.inputs[1], md);
-                const int buf = p.inputs[0] != p.inputs[1]
-                                    ? output_buffer(md, pi, p.inputs[0])
-                                    : I.acquire(md.get_size());
+                const int buf = p.inputs[0] != p.inputs[1] ? output_buffer(md, pi, p.inputs[0])
+                                                           : I.acquire(md.get_size());
                 args[DNNL_ARG_DST] = I.bind(md, buf);
                 I.add_scratch_arg(args, pd);
                 info.description = "Add " + out_shape.str() + suffix_of(p);
@@ -591,10 +625,10 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
                 const bool relu = std::holds_alternative<Relu>(n.op);
                 const float lo = relu ? 0.f : std::get<Clip>(n.op).min;
                 const float hi = relu ? 0.f : std::get<Clip>(n.op).max;
-                dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference,
-                                              relu ? dnnl::algorithm::eltwise_relu
-                                                   : dnnl::algorithm::eltwise_clip,
-                                              md, lo, hi);
+                dnnl::eltwise_forward::desc d(
+                    dnnl::prop_kind::forward_inference,
+                    relu ? dnnl::algorithm::eltwise_relu : dnnl::algorithm::eltwise_clip, md, lo,
+                    hi);
                 dnnl::primitive_attr attr;
                 attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
                 dnnl::eltwise_forward::primitive_desc pd(d, attr, I.eng);
@@ -632,14 +666,17 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
                 }
                 // ceil_mode: extend the right padding until oneDNN's floor formula gives the
                 // IR's output size.
-                const int64_t need_b = (out_shape[2] - 1) * w.stride_h + w.kernel_h - xs[2] - w.pad.top;
-                const int64_t need_r = (out_shape[3] - 1) * w.stride_w + w.kernel_w - xs[3] - w.pad.left;
+                const int64_t need_b =
+                    (out_shape[2] - 1) * w.stride_h + w.kernel_h - xs[2] - w.pad.top;
+                const int64_t need_r =
+                    (out_shape[3] - 1) * w.stride_w + w.kernel_w - xs[3] - w.pad.left;
                 const int64_t pb = std::max<int64_t>(w.pad.bottom, need_b);
                 const int64_t pr = std::max<int64_t>(w.pad.right, need_r);
                 if (alg == dnnl::algorithm::pooling_avg_include_padding &&
                     (pb > w.pad.bottom || pr > w.pad.right))
-                    throw Error("an average pool that counts padding in its divisor but not the "
-                                "taps ceil_mode adds has no oneDNN equivalent");
+                    throw Error(
+                        "an average pool that counts padding in its divisor but not the "
+                        "taps ceil_mode adds has no oneDNN equivalent");
                 const memory::desc dst_any(dims_of(out_shape), kF32, Tag::any);
                 dnnl::primitive_attr attr;
                 attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -648,8 +685,8 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
                      {src_md_for(p.inputs[0]), memory::desc(dims_of(xs), kF32, Tag::any)}) {
                     dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, alg, src,
                                                   dst_any, {w.stride_h, w.stride_w},
-                                                  {w.kernel_h, w.kernel_w},
-                                                  {w.pad.top, w.pad.left}, {pb, pr});
+                                                  {w.kernel_h, w.kernel_w}, {w.pad.top, w.pad.left},
+                                                  {pb, pr});
                     pd = dnnl::pooling_forward::primitive_desc(d, attr, I.eng, true);
                     if (pd) break;
                 }
@@ -698,7 +735,8 @@ OnednnEngine::OnednnEngine(const Graph& original, int threads) : impl_(std::make
                 I.tensors[p.output] = {md, buf, {}};
             } else if (std::holds_alternative<Concat>(n.op)) {
                 std::vector<memory::desc> srcs;
-                for (const std::string& t : p.inputs) srcs.push_back(src_md_for(t));
+                for (const std::string& t : p.inputs)
+                    srcs.push_back(src_md_for(t));
                 dnnl::primitive_attr attr;
                 attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
                 dnnl::concat::primitive_desc pd(1, srcs, I.eng, attr);
@@ -817,11 +855,16 @@ void OnednnEngine::run(const float* input, float* output, double* step_seconds) 
     I.strm.wait();
 }
 
-int OnednnEngine::num_steps() const { return int(impl_->steps.size()); }
-const OnednnStep& OnednnEngine::step(int i) const { return impl_->info.at(size_t(i)); }
+int OnednnEngine::num_steps() const {
+    return int(impl_->steps.size());
+}
+const OnednnStep& OnednnEngine::step(int i) const {
+    return impl_->info.at(size_t(i));
+}
 size_t OnednnEngine::activation_bytes() const {
     size_t total = impl_->scratch_bytes;
-    for (size_t b : impl_->buffer_size) total += b;
+    for (size_t b : impl_->buffer_size)
+        total += b;
     return total;
 }
 

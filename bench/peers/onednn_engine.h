@@ -22,8 +22,8 @@
 //     is inserted only where a consumer needs another layout (the network's NCHW input into the
 //     first convolution's layout if it differs, the output back to NCHW / NC, and any true
 //     mismatch), never between every pair of layers;
-//   - activations live in a small set of buffers reused by lifetime (largest fitting free buffer
-//     first), and all primitives share one user-managed scratchpad.
+//   - activations live in a small set of buffers reused by lifetime (the smallest free buffer
+//     that fits, else the largest one grown), and all primitives share one user scratchpad.
 //
 // Threads: Debian's libdnnl 2.6 is built with the OpenMP runtime (DNNL_CPU_RUNTIME = OMP,
 // GNU libgomp). set_num_threads() calls omp_set_num_threads() on the calling thread, whose value
@@ -52,7 +52,7 @@ struct OnednnStep {
 };
 
 class OnednnEngine {
-public:
+  public:
     // True when this build of cardinal links oneDNN; otherwise the constructor throws
     // PeerUnavailable (see peer.h) and `cardinal bench` reports the peer as missing.
     static bool available();
@@ -80,7 +80,7 @@ public:
     // Activation buffers and scratchpad, in bytes (weights not included).
     size_t activation_bytes() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -10,7 +10,7 @@ namespace cardinal::peers {
 // unable to express this network. `cardinal bench` reports it as missing with this reason (one
 // sentence) instead of skipping it silently.
 class PeerUnavailable : public std::runtime_error {
-public:
+  public:
     explicit PeerUnavailable(const std::string& reason) : std::runtime_error(reason) {}
 };
 

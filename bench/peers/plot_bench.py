@@ -1,11 +1,14 @@
 #!/usr/bin/python3
-"""Draws `cardinal bench --json` results: plot_bench.py RESULTS.json OUT.png [MORE.json ...]
+"""Draws `cardinal bench --json` results (Debian's python3-matplotlib).
 
-One results file: the network-level comparison (median latency per engine, min-max whiskers,
-GFLOP/s and % of peak), and when it holds per-layer data (--layers), the roofline of this machine
-with every generated step and oneDNN primitive on it, and per-layer GFLOP/s along the network
-against the attainable bound. Several results files (scripts/benchmarks.sh): one group of bars
-per file, e.g. every zoo network at 1 and 2 threads. Uses Debian's python3-matplotlib.
+    plot_bench.py RESULTS.json OUT.png
+        the network-level comparison (median latency per engine, min-max whiskers, GFLOP/s and
+        % of peak), and when the results hold per-layer data (--layers), the roofline of this
+        machine with every generated step and oneDNN primitive on it, and per-layer GFLOP/s along
+        the network against the attainable bound. `cardinal bench --plot` runs this.
+    plot_bench.py --summary OUT.png A.json B.json ...
+        one group of bars (% of peak per engine) per results file, e.g. every zoo network at 1
+        and 2 threads (scripts/benchmarks.sh).
 """
 
 import json
@@ -41,12 +44,12 @@ def network_panel(ax, data):
                 va="center", fontsize=8)
     if log:
         ax.set_xscale("log")
-        ax.set_xlim(best / 2, worst * 60)
+        ax.set_xlim(best / 2, worst * 25)
     else:
         ax.set_xlim(0, worst * 1.9)
     for i, e in enumerate(names):
         if e in missing:
-            ax.text(ax.get_xlim()[0], i, "  %s: missing (%s)" % (e, missing[e][:80]),
+            ax.text(ax.get_xlim()[0], i, "  %s: missing (%s)" % (e, missing[e][:110]),
                     va="center", fontsize=8)
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels(names)
@@ -130,7 +133,8 @@ def summary_figure(files, out):
     ax.set_xticks(range(len(runs)))
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_ylabel("% of measured FMA peak (same thread count)")
-    ax.set_title("whole networks, batch 1, fp32", fontsize=10)
+    ax.set_title("whole networks, batch %s, fp32: %% of the FMA peak measured in the same run"
+                 % ",".join(sorted({str(d["batch"]) for d in runs})), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
@@ -138,16 +142,15 @@ def summary_figure(files, out):
 
 
 def main():
-    if len(sys.argv) < 3:
+    if len(sys.argv) >= 4 and sys.argv[1] == "--summary":
+        summary_figure(sys.argv[3:], sys.argv[2])
+        return 0
+    if len(sys.argv) != 3:
         sys.stderr.write(__doc__)
         return 2
-    files, out = [sys.argv[1]] + sys.argv[3:], sys.argv[2]
-    if len(files) > 1:
-        summary_figure(files, out)
-        return 0
-    data = json.load(open(files[0]))
-    with_layers = "roofline" in data
-    if with_layers:
+    data = json.load(open(sys.argv[1]))
+    out = sys.argv[2]
+    if "roofline" in data:
         fig = plt.figure(figsize=(13, 9))
         network_panel(fig.add_subplot(2, 2, 1), data)
         roofline_panel(fig.add_subplot(2, 2, 2), data)

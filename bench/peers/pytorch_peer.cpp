@@ -24,9 +24,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-nlohmann::json shape_json(const Shape& s) { return nlohmann::json(s.dims); }
+nlohmann::json shape_json(const Shape& s) {
+    return nlohmann::json(s.dims);
+}
 
-nlohmann::json pad_json(const Padding2D& p) { return {p.top, p.left, p.bottom, p.right}; }
+nlohmann::json pad_json(const Padding2D& p) {
+    return {p.top, p.left, p.bottom, p.right};
+}
 
 void window_json(nlohmann::json& j, const PoolWindow& w) {
     j["kernel"] = {w.kernel_h, w.kernel_w};
@@ -39,7 +43,8 @@ std::string tail_of(const fs::path& p, size_t max_chars = 2000) {
     std::ifstream f(p, std::ios::binary);
     std::string s((std::istreambuf_iterator<char>(f)), {});
     if (s.size() > max_chars) s = "..." + s.substr(s.size() - max_chars);
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
     return s;
 }
 
@@ -152,18 +157,14 @@ PytorchPeer::PytorchPeer(const Graph& graph, bool zoo, int threads, const Tensor
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
     const std::string log = (dir_ / "stderr.txt").string();
     posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const std::vector<std::string> argv_s = {python,
-                                             script,
-                                             "--graph",
-                                             (dir_ / "graph.json").string(),
-                                             "--input",
-                                             (dir_ / "input.npy").string(),
-                                             "--threads",
-                                             std::to_string(threads),
-                                             "--source",
-                                             zoo ? "zoo" : "graph"};
+    const std::vector<std::string> argv_s = {python,      script,
+                                             "--graph",   (dir_ / "graph.json").string(),
+                                             "--input",   (dir_ / "input.npy").string(),
+                                             "--threads", std::to_string(threads),
+                                             "--source",  zoo ? "zoo" : "graph"};
     std::vector<char*> argv;
-    for (const std::string& a : argv_s) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv_s)
+        argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     // The environment, with the thread count also set for OpenMP before torch starts.
     std::vector<std::string> env_s;
@@ -171,7 +172,8 @@ PytorchPeer::PytorchPeer(const Graph& graph, bool zoo, int threads, const Tensor
         if (std::strncmp(*e, "OMP_NUM_THREADS=", 16) != 0) env_s.push_back(*e);
     env_s.push_back("OMP_NUM_THREADS=" + std::to_string(threads));
     std::vector<char*> envp;
-    for (const std::string& e : env_s) envp.push_back(const_cast<char*>(e.c_str()));
+    for (const std::string& e : env_s)
+        envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     const int rc = posix_spawn(&pid_, python.c_str(), &fa, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
@@ -192,7 +194,8 @@ PytorchPeer::PytorchPeer(const Graph& graph, bool zoo, int threads, const Tensor
     const ssize_t n = getline(&line, &cap, from_);
     std::string first = n > 0 ? std::string(line, size_t(n)) : "";
     std::free(line);
-    while (!first.empty() && (first.back() == '\n' || first.back() == '\r')) first.pop_back();
+    while (!first.empty() && (first.back() == '\n' || first.back() == '\r'))
+        first.pop_back();
     if (first.rfind("ready ", 0) == 0) {
         description_ = first.substr(6);
         return;
@@ -205,7 +208,9 @@ PytorchPeer::PytorchPeer(const Graph& graph, bool zoo, int threads, const Tensor
     fail("did not start (" + (first.empty() ? std::string("no answer") : first) + ")");
 }
 
-PytorchPeer::~PytorchPeer() { shutdown(); }
+PytorchPeer::~PytorchPeer() {
+    shutdown();
+}
 
 void PytorchPeer::shutdown() {
     if (to_) {
@@ -259,7 +264,8 @@ std::string PytorchPeer::request(const std::string& line) {
     const ssize_t n = getline(&buf, &cap, from_);
     std::string reply = n > 0 ? std::string(buf, size_t(n)) : "";
     std::free(buf);
-    while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
+    while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r'))
+        reply.pop_back();
     if (reply.empty()) fail("exited during '" + line + "'");
     if (reply.rfind("error ", 0) == 0) fail("failed on '" + line + "': " + reply.substr(6));
     return reply;
@@ -277,8 +283,7 @@ Tensor PytorchPeer::output() {
     if (r != "ok") fail("answered '" + r + "' to 'output'");
     Tensor t = read_npy(path);
     if (t.numel() != output_shape_.numel())
-        fail("returned an output of shape " + t.shape.str() + " instead of " +
-             output_shape_.str());
+        fail("returned an output of shape " + t.shape.str() + " instead of " + output_shape_.str());
     t.shape = output_shape_;
     return t;
 }

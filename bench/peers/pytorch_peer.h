@@ -20,10 +20,10 @@
 // folder (graph, weights, input, the driver's stderr) is kept for debugging.
 #pragma once
 
+#include <sys/types.h>
 #include <cstdio>
 #include <filesystem>
 #include <string>
-#include <sys/types.h>
 
 #include "ir/graph.h"
 
@@ -37,7 +37,7 @@ namespace cardinal::peers {
 void export_graph(const Graph& graph, const std::filesystem::path& dir);
 
 class PytorchPeer {
-public:
+  public:
     // Starts the Python driver on `graph` and `input` with `threads` threads. `zoo`: the graph is
     // the zoo model of that name (use the torchvision / Xception module); otherwise the module is
     // built from the graph. Throws PeerUnavailable when Python, torch or an equivalent model is
@@ -54,8 +54,8 @@ public:
     // "torch 1.13.0, torchvision resnext50_32x4d, jit.freeze + optimize_for_inference, 2 threads"
     const std::string& description() const { return description_; }
 
-private:
-    std::string request(const std::string& line);  // sends a line, returns the reply line
+  private:
+    std::string request(const std::string& line);     // sends a line, returns the reply line
     [[noreturn]] void fail(const std::string& what);  // stops the process, throws Error
     void shutdown();                                  // quit, reap, remove the folder
 

@@ -17,31 +17,31 @@ extern "C" {
 int cardinal_kf5f7d15dfe171b85(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=3,in_channels=3,in_height=224,in_width=224,kernel_h=7,kernel_w=7,out_channel_stride=64,out_channels=64,out_height=112,out_width=112,pad_left=3,pad_top=3,stride_h=2,stride_w=2)
 int cardinal_k3883dd3ef2524423(halide_buffer_t*, halide_buffer_t*);  // cardinal_pool2d(batch=1,channel_stride=64,count_include_pad=false,in_height=112,in_width=112,kernel_h=3,kernel_w=3,kind=max,out_height=56,out_width=56,pad_bottom=1,pad_left=1,pad_right=1,pad_top=1,stride_h=2,stride_w=2)
 int cardinal_k47e0b6e8386f792f(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=64,in_channels=64,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=128,out_channels=128,out_height=56,out_width=56,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k7106d69373bf1e92(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=128,in_channels=128,in_height=56,in_width=56,kernel_h=3,kernel_w=3,out_channel_stride=128,out_channels=128,out_height=56,out_width=56,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
+int cardinal_k718c465765fd344d(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=128,in_channels=128,in_height=56,in_width=56,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=128,out_channels=128,out_height=56,out_width=56,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
 int cardinal_ke8e256b0027ca5dd(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=none,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=128,in_channels=128,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
 int cardinal_ke075d3f5c2328475(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=64,in_channels=64,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=0,pad_top=0,residual=true,stride_h=1,stride_w=1)
 int cardinal_kcd4d3ab87713cdb5(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=128,out_channels=128,out_height=56,out_width=56,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
 int cardinal_ke1a4682639f7a4bf(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=128,in_channels=128,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=0,pad_top=0,residual=true,stride_h=1,stride_w=1)
 int cardinal_k09098f2410973585(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k0caf7a6295b59cce(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=3,kernel_w=3,out_channel_stride=256,out_channels=256,out_height=28,out_width=28,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
+int cardinal_k1d67fde286470859(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=256,out_channels=256,out_height=28,out_width=28,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
 int cardinal_k60cc3d08d998bb31(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=none,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=256,in_channels=256,in_height=28,in_width=28,kernel_h=1,kernel_w=1,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
 int cardinal_k541c846aab0aa661(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=0,pad_top=0,residual=true,stride_h=2,stride_w=2)
 int cardinal_k5894aca16de8b3ff(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=1,kernel_w=1,out_channel_stride=256,out_channels=256,out_height=28,out_width=28,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k706f186e30eef9c0(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=256,in_channels=256,in_height=28,in_width=28,kernel_h=3,kernel_w=3,out_channel_stride=256,out_channels=256,out_height=28,out_width=28,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
+int cardinal_k75f5798bb372de7b(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=256,in_channels=256,in_height=28,in_width=28,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=256,out_channels=256,out_height=28,out_width=28,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
 int cardinal_k3370bcbf31fd0a3b(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=256,in_channels=256,in_height=28,in_width=28,kernel_h=1,kernel_w=1,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=0,pad_top=0,residual=true,stride_h=1,stride_w=1)
 int cardinal_kebacdcc680d3dd55(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=1,kernel_w=1,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k3bba9e1e76035781(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=3,kernel_w=3,out_channel_stride=512,out_channels=512,out_height=14,out_width=14,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
+int cardinal_k57f4a462c7bdca85(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=512,out_channels=512,out_height=14,out_width=14,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
 int cardinal_k752c48de44849aeb(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=none,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=512,in_channels=512,in_height=14,in_width=14,kernel_h=1,kernel_w=1,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
 int cardinal_kb22cb4f269fe4fd7(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=1,kernel_w=1,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=0,pad_top=0,residual=true,stride_h=2,stride_w=2)
 int cardinal_k3dde75dbfc032bdf(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=1,kernel_w=1,out_channel_stride=512,out_channels=512,out_height=14,out_width=14,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_kf9e984c9b2b75e0b(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=512,in_channels=512,in_height=14,in_width=14,kernel_h=3,kernel_w=3,out_channel_stride=512,out_channels=512,out_height=14,out_width=14,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
+int cardinal_kcb97074800f70f2f(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=512,in_channels=512,in_height=14,in_width=14,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=512,out_channels=512,out_height=14,out_width=14,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
 int cardinal_kda3001520bdbf631(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=512,in_channels=512,in_height=14,in_width=14,kernel_h=1,kernel_w=1,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=0,pad_top=0,residual=true,stride_h=1,stride_w=1)
 int cardinal_ke05cea7921ca2563(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=1,kernel_w=1,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k387295f76138959f(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=3,kernel_w=3,out_channel_stride=1024,out_channels=1024,out_height=7,out_width=7,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
+int cardinal_k981f8ce3f030216f(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=1024,out_channels=1024,out_height=7,out_width=7,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
 int cardinal_k3f8fe9f00f7917c5(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=none,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=1024,in_channels=1024,in_height=7,in_width=7,kernel_h=1,kernel_w=1,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
 int cardinal_k6b4512d1963088f9(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=1,kernel_w=1,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=0,pad_top=0,residual=true,stride_h=2,stride_w=2)
 int cardinal_kcc3c6f98eed9d4cf(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=2048,in_channels=2048,in_height=7,in_width=7,kernel_h=1,kernel_w=1,out_channel_stride=1024,out_channels=1024,out_height=7,out_width=7,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k16395611eb3d2665(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=1024,in_channels=1024,in_height=7,in_width=7,kernel_h=3,kernel_w=3,out_channel_stride=1024,out_channels=1024,out_height=7,out_width=7,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
+int cardinal_kf6d6fda91b4d5c65(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=32,in_channel_stride=1024,in_channels=1024,in_height=7,in_width=7,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=1024,out_channels=1024,out_height=7,out_width=7,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
 int cardinal_k3d6b928e64a48e27(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=1024,in_channels=1024,in_height=7,in_width=7,kernel_h=1,kernel_w=1,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=0,pad_top=0,residual=true,stride_h=1,stride_w=1)
 int cardinal_k1adbaaf6e76074ee(halide_buffer_t*, halide_buffer_t*);  // cardinal_global_average_pool(batch=1,channel_stride=2048,in_height=7,in_width=7)
 int cardinal_k86ad4cbe53e4f46b(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_dense(activation=none,batch=1,in_stride=2048,out_stride=1008)
@@ -69,18 +69,18 @@ struct Kernels {
     int (*k13)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d
     int (*k14)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k15)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
-    int (*k16)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
+    int (*k16)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d
     int (*k17)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k18)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k19)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
-    int (*k20)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
+    int (*k20)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d
     int (*k21)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k22)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
-    int (*k23)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
+    int (*k23)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d
     int (*k24)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k25)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k26)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
-    int (*k27)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
+    int (*k27)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d
     int (*k28)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k29)(halide_buffer_t*, halide_buffer_t*);  // cardinal_global_average_pool
     int (*k30)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_dense
@@ -91,31 +91,31 @@ const Kernels kVariantKernels[1] = {
         cardinal_kf5f7d15dfe171b85,
         cardinal_k3883dd3ef2524423,
         cardinal_k47e0b6e8386f792f,
-        cardinal_k7106d69373bf1e92,
+        cardinal_k718c465765fd344d,
         cardinal_ke8e256b0027ca5dd,
         cardinal_ke075d3f5c2328475,
         cardinal_kcd4d3ab87713cdb5,
         cardinal_ke1a4682639f7a4bf,
         cardinal_k09098f2410973585,
-        cardinal_k0caf7a6295b59cce,
+        cardinal_k1d67fde286470859,
         cardinal_k60cc3d08d998bb31,
         cardinal_k541c846aab0aa661,
         cardinal_k5894aca16de8b3ff,
-        cardinal_k706f186e30eef9c0,
+        cardinal_k75f5798bb372de7b,
         cardinal_k3370bcbf31fd0a3b,
         cardinal_kebacdcc680d3dd55,
-        cardinal_k3bba9e1e76035781,
+        cardinal_k57f4a462c7bdca85,
         cardinal_k752c48de44849aeb,
         cardinal_kb22cb4f269fe4fd7,
         cardinal_k3dde75dbfc032bdf,
-        cardinal_kf9e984c9b2b75e0b,
+        cardinal_kcb97074800f70f2f,
         cardinal_kda3001520bdbf631,
         cardinal_ke05cea7921ca2563,
-        cardinal_k387295f76138959f,
+        cardinal_k981f8ce3f030216f,
         cardinal_k3f8fe9f00f7917c5,
         cardinal_k6b4512d1963088f9,
         cardinal_kcc3c6f98eed9d4cf,
-        cardinal_k16395611eb3d2665,
+        cardinal_kf6d6fda91b4d5c65,
         cardinal_k3d6b928e64a48e27,
         cardinal_k1adbaaf6e76074ee,
         cardinal_k86ad4cbe53e4f46b,
@@ -133,107 +133,107 @@ const Resnext101_32x4d::Step Resnext101_32x4d::kSteps[Resnext101_32x4d::kNumStep
     {"conv1+relu", "Conv2D 7x7/2, 1x3x224x224 -> 1x64x112x112, relu", "cardinal_kf5f7d15dfe171b85", "default (target defaults)", 118013952},
     {"maxpool", "MaxPool 3x3/2, 1x64x112x112 -> 1x64x56x56", "cardinal_k3883dd3ef2524423", "default (target defaults)", 0},
     {"layer1.0.conv1+layer1.0.relu1", "Conv2D 1x1/1, 1x64x56x56 -> 1x128x56x56, relu", "cardinal_k47e0b6e8386f792f", "default (target defaults)", 25690112},
-    {"layer1.0.conv2+layer1.0.relu2", "Conv2D 3x3/1 groups 32, 1x128x56x56 -> 1x128x56x56, relu", "cardinal_k7106d69373bf1e92", "default (target defaults)", 14450688},
+    {"layer1.0.conv2+layer1.0.relu2", "Conv2D 3x3/1 groups 32, 1x128x56x56 -> 1x128x56x56, relu", "cardinal_k718c465765fd344d", "default (target defaults)", 14450688},
     {"layer1.0.conv3", "Conv2D 1x1/1, 1x128x56x56 -> 1x256x56x56", "cardinal_ke8e256b0027ca5dd", "default (target defaults)", 102760448},
     {"layer1.0.downsample.0+layer1.0.add+layer1.0.relu3", "Conv2D 1x1/1, 1x64x56x56 -> 1x256x56x56 + residual, relu", "cardinal_ke075d3f5c2328475", "default (target defaults)", 51380224},
     {"layer1.1.conv1+layer1.1.relu1", "Conv2D 1x1/1, 1x256x56x56 -> 1x128x56x56, relu", "cardinal_kcd4d3ab87713cdb5", "default (target defaults)", 102760448},
-    {"layer1.1.conv2+layer1.1.relu2", "Conv2D 3x3/1 groups 32, 1x128x56x56 -> 1x128x56x56, relu", "cardinal_k7106d69373bf1e92", "default (target defaults)", 14450688},
+    {"layer1.1.conv2+layer1.1.relu2", "Conv2D 3x3/1 groups 32, 1x128x56x56 -> 1x128x56x56, relu", "cardinal_k718c465765fd344d", "default (target defaults)", 14450688},
     {"layer1.1.conv3+layer1.1.add+layer1.1.relu3", "Conv2D 1x1/1, 1x128x56x56 -> 1x256x56x56 + residual, relu", "cardinal_ke1a4682639f7a4bf", "default (target defaults)", 102760448},
     {"layer1.2.conv1+layer1.2.relu1", "Conv2D 1x1/1, 1x256x56x56 -> 1x128x56x56, relu", "cardinal_kcd4d3ab87713cdb5", "default (target defaults)", 102760448},
-    {"layer1.2.conv2+layer1.2.relu2", "Conv2D 3x3/1 groups 32, 1x128x56x56 -> 1x128x56x56, relu", "cardinal_k7106d69373bf1e92", "default (target defaults)", 14450688},
+    {"layer1.2.conv2+layer1.2.relu2", "Conv2D 3x3/1 groups 32, 1x128x56x56 -> 1x128x56x56, relu", "cardinal_k718c465765fd344d", "default (target defaults)", 14450688},
     {"layer1.2.conv3+layer1.2.add+layer1.2.relu3", "Conv2D 1x1/1, 1x128x56x56 -> 1x256x56x56 + residual, relu", "cardinal_ke1a4682639f7a4bf", "default (target defaults)", 102760448},
     {"layer2.0.conv1+layer2.0.relu1", "Conv2D 1x1/1, 1x256x56x56 -> 1x256x56x56, relu", "cardinal_k09098f2410973585", "default (target defaults)", 205520896},
-    {"layer2.0.conv2+layer2.0.relu2", "Conv2D 3x3/2 groups 32, 1x256x56x56 -> 1x256x28x28, relu", "cardinal_k0caf7a6295b59cce", "default (target defaults)", 14450688},
+    {"layer2.0.conv2+layer2.0.relu2", "Conv2D 3x3/2 groups 32, 1x256x56x56 -> 1x256x28x28, relu", "cardinal_k1d67fde286470859", "default (target defaults)", 14450688},
     {"layer2.0.conv3", "Conv2D 1x1/1, 1x256x28x28 -> 1x512x28x28", "cardinal_k60cc3d08d998bb31", "default (target defaults)", 102760448},
     {"layer2.0.downsample.0+layer2.0.add+layer2.0.relu3", "Conv2D 1x1/2, 1x256x56x56 -> 1x512x28x28 + residual, relu", "cardinal_k541c846aab0aa661", "default (target defaults)", 102760448},
     {"layer2.1.conv1+layer2.1.relu1", "Conv2D 1x1/1, 1x512x28x28 -> 1x256x28x28, relu", "cardinal_k5894aca16de8b3ff", "default (target defaults)", 102760448},
-    {"layer2.1.conv2+layer2.1.relu2", "Conv2D 3x3/1 groups 32, 1x256x28x28 -> 1x256x28x28, relu", "cardinal_k706f186e30eef9c0", "default (target defaults)", 14450688},
+    {"layer2.1.conv2+layer2.1.relu2", "Conv2D 3x3/1 groups 32, 1x256x28x28 -> 1x256x28x28, relu", "cardinal_k75f5798bb372de7b", "default (target defaults)", 14450688},
     {"layer2.1.conv3+layer2.1.add+layer2.1.relu3", "Conv2D 1x1/1, 1x256x28x28 -> 1x512x28x28 + residual, relu", "cardinal_k3370bcbf31fd0a3b", "default (target defaults)", 102760448},
     {"layer2.2.conv1+layer2.2.relu1", "Conv2D 1x1/1, 1x512x28x28 -> 1x256x28x28, relu", "cardinal_k5894aca16de8b3ff", "default (target defaults)", 102760448},
-    {"layer2.2.conv2+layer2.2.relu2", "Conv2D 3x3/1 groups 32, 1x256x28x28 -> 1x256x28x28, relu", "cardinal_k706f186e30eef9c0", "default (target defaults)", 14450688},
+    {"layer2.2.conv2+layer2.2.relu2", "Conv2D 3x3/1 groups 32, 1x256x28x28 -> 1x256x28x28, relu", "cardinal_k75f5798bb372de7b", "default (target defaults)", 14450688},
     {"layer2.2.conv3+layer2.2.add+layer2.2.relu3", "Conv2D 1x1/1, 1x256x28x28 -> 1x512x28x28 + residual, relu", "cardinal_k3370bcbf31fd0a3b", "default (target defaults)", 102760448},
     {"layer2.3.conv1+layer2.3.relu1", "Conv2D 1x1/1, 1x512x28x28 -> 1x256x28x28, relu", "cardinal_k5894aca16de8b3ff", "default (target defaults)", 102760448},
-    {"layer2.3.conv2+layer2.3.relu2", "Conv2D 3x3/1 groups 32, 1x256x28x28 -> 1x256x28x28, relu", "cardinal_k706f186e30eef9c0", "default (target defaults)", 14450688},
+    {"layer2.3.conv2+layer2.3.relu2", "Conv2D 3x3/1 groups 32, 1x256x28x28 -> 1x256x28x28, relu", "cardinal_k75f5798bb372de7b", "default (target defaults)", 14450688},
     {"layer2.3.conv3+layer2.3.add+layer2.3.relu3", "Conv2D 1x1/1, 1x256x28x28 -> 1x512x28x28 + residual, relu", "cardinal_k3370bcbf31fd0a3b", "default (target defaults)", 102760448},
     {"layer3.0.conv1+layer3.0.relu1", "Conv2D 1x1/1, 1x512x28x28 -> 1x512x28x28, relu", "cardinal_kebacdcc680d3dd55", "default (target defaults)", 205520896},
-    {"layer3.0.conv2+layer3.0.relu2", "Conv2D 3x3/2 groups 32, 1x512x28x28 -> 1x512x14x14, relu", "cardinal_k3bba9e1e76035781", "default (target defaults)", 14450688},
+    {"layer3.0.conv2+layer3.0.relu2", "Conv2D 3x3/2 groups 32, 1x512x28x28 -> 1x512x14x14, relu", "cardinal_k57f4a462c7bdca85", "default (target defaults)", 14450688},
     {"layer3.0.conv3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14", "cardinal_k752c48de44849aeb", "default (target defaults)", 102760448},
     {"layer3.0.downsample.0+layer3.0.add+layer3.0.relu3", "Conv2D 1x1/2, 1x512x28x28 -> 1x1024x14x14 + residual, relu", "cardinal_kb22cb4f269fe4fd7", "default (target defaults)", 102760448},
     {"layer3.1.conv1+layer3.1.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.1.conv2+layer3.1.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.1.conv2+layer3.1.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.1.conv3+layer3.1.add+layer3.1.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.2.conv1+layer3.2.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.2.conv2+layer3.2.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.2.conv2+layer3.2.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.2.conv3+layer3.2.add+layer3.2.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.3.conv1+layer3.3.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.3.conv2+layer3.3.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.3.conv2+layer3.3.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.3.conv3+layer3.3.add+layer3.3.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.4.conv1+layer3.4.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.4.conv2+layer3.4.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.4.conv2+layer3.4.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.4.conv3+layer3.4.add+layer3.4.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.5.conv1+layer3.5.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.5.conv2+layer3.5.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.5.conv2+layer3.5.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.5.conv3+layer3.5.add+layer3.5.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.6.conv1+layer3.6.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.6.conv2+layer3.6.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.6.conv2+layer3.6.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.6.conv3+layer3.6.add+layer3.6.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.7.conv1+layer3.7.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.7.conv2+layer3.7.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.7.conv2+layer3.7.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.7.conv3+layer3.7.add+layer3.7.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.8.conv1+layer3.8.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.8.conv2+layer3.8.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.8.conv2+layer3.8.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.8.conv3+layer3.8.add+layer3.8.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.9.conv1+layer3.9.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.9.conv2+layer3.9.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.9.conv2+layer3.9.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.9.conv3+layer3.9.add+layer3.9.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.10.conv1+layer3.10.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.10.conv2+layer3.10.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.10.conv2+layer3.10.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.10.conv3+layer3.10.add+layer3.10.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.11.conv1+layer3.11.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.11.conv2+layer3.11.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.11.conv2+layer3.11.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.11.conv3+layer3.11.add+layer3.11.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.12.conv1+layer3.12.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.12.conv2+layer3.12.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.12.conv2+layer3.12.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.12.conv3+layer3.12.add+layer3.12.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.13.conv1+layer3.13.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.13.conv2+layer3.13.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.13.conv2+layer3.13.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.13.conv3+layer3.13.add+layer3.13.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.14.conv1+layer3.14.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.14.conv2+layer3.14.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.14.conv2+layer3.14.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.14.conv3+layer3.14.add+layer3.14.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.15.conv1+layer3.15.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.15.conv2+layer3.15.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.15.conv2+layer3.15.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.15.conv3+layer3.15.add+layer3.15.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.16.conv1+layer3.16.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.16.conv2+layer3.16.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.16.conv2+layer3.16.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.16.conv3+layer3.16.add+layer3.16.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.17.conv1+layer3.17.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.17.conv2+layer3.17.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.17.conv2+layer3.17.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.17.conv3+layer3.17.add+layer3.17.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.18.conv1+layer3.18.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.18.conv2+layer3.18.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.18.conv2+layer3.18.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.18.conv3+layer3.18.add+layer3.18.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.19.conv1+layer3.19.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.19.conv2+layer3.19.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.19.conv2+layer3.19.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.19.conv3+layer3.19.add+layer3.19.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.20.conv1+layer3.20.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.20.conv2+layer3.20.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.20.conv2+layer3.20.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.20.conv3+layer3.20.add+layer3.20.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.21.conv1+layer3.21.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.21.conv2+layer3.21.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.21.conv2+layer3.21.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.21.conv3+layer3.21.add+layer3.21.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer3.22.conv1+layer3.22.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x512x14x14, relu", "cardinal_k3dde75dbfc032bdf", "default (target defaults)", 102760448},
-    {"layer3.22.conv2+layer3.22.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kf9e984c9b2b75e0b", "default (target defaults)", 14450688},
+    {"layer3.22.conv2+layer3.22.relu2", "Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu", "cardinal_kcb97074800f70f2f", "default (target defaults)", 14450688},
     {"layer3.22.conv3+layer3.22.add+layer3.22.relu3", "Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_kda3001520bdbf631", "default (target defaults)", 102760448},
     {"layer4.0.conv1+layer4.0.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer4.0.conv2+layer4.0.relu2", "Conv2D 3x3/2 groups 32, 1x1024x14x14 -> 1x1024x7x7, relu", "cardinal_k387295f76138959f", "default (target defaults)", 14450688},
+    {"layer4.0.conv2+layer4.0.relu2", "Conv2D 3x3/2 groups 32, 1x1024x14x14 -> 1x1024x7x7, relu", "cardinal_k981f8ce3f030216f", "default (target defaults)", 14450688},
     {"layer4.0.conv3", "Conv2D 1x1/1, 1x1024x7x7 -> 1x2048x7x7", "cardinal_k3f8fe9f00f7917c5", "default (target defaults)", 102760448},
     {"layer4.0.downsample.0+layer4.0.add+layer4.0.relu3", "Conv2D 1x1/2, 1x1024x14x14 -> 1x2048x7x7 + residual, relu", "cardinal_k6b4512d1963088f9", "default (target defaults)", 102760448},
     {"layer4.1.conv1+layer4.1.relu1", "Conv2D 1x1/1, 1x2048x7x7 -> 1x1024x7x7, relu", "cardinal_kcc3c6f98eed9d4cf", "default (target defaults)", 102760448},
-    {"layer4.1.conv2+layer4.1.relu2", "Conv2D 3x3/1 groups 32, 1x1024x7x7 -> 1x1024x7x7, relu", "cardinal_k16395611eb3d2665", "default (target defaults)", 14450688},
+    {"layer4.1.conv2+layer4.1.relu2", "Conv2D 3x3/1 groups 32, 1x1024x7x7 -> 1x1024x7x7, relu", "cardinal_kf6d6fda91b4d5c65", "default (target defaults)", 14450688},
     {"layer4.1.conv3+layer4.1.add+layer4.1.relu3", "Conv2D 1x1/1, 1x1024x7x7 -> 1x2048x7x7 + residual, relu", "cardinal_k3d6b928e64a48e27", "default (target defaults)", 102760448},
     {"layer4.2.conv1+layer4.2.relu1", "Conv2D 1x1/1, 1x2048x7x7 -> 1x1024x7x7, relu", "cardinal_kcc3c6f98eed9d4cf", "default (target defaults)", 102760448},
-    {"layer4.2.conv2+layer4.2.relu2", "Conv2D 3x3/1 groups 32, 1x1024x7x7 -> 1x1024x7x7, relu", "cardinal_k16395611eb3d2665", "default (target defaults)", 14450688},
+    {"layer4.2.conv2+layer4.2.relu2", "Conv2D 3x3/1 groups 32, 1x1024x7x7 -> 1x1024x7x7, relu", "cardinal_kf6d6fda91b4d5c65", "default (target defaults)", 14450688},
     {"layer4.2.conv3+layer4.2.add+layer4.2.relu3", "Conv2D 1x1/1, 1x1024x7x7 -> 1x2048x7x7 + residual, relu", "cardinal_k3d6b928e64a48e27", "default (target defaults)", 102760448},
     {"avgpool", "GlobalAveragePool 1x2048x7x7 -> 1x2048x1x1", "cardinal_k1adbaaf6e76074ee", "default (target defaults)", 0},
     {"fc", "Dense 1x2048 -> 1x1000", "cardinal_k86ad4cbe53e4f46b", "default (target defaults)", 2048000},
@@ -570,7 +570,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(26);
     // Step 27: layer3.0.conv2+layer3.0.relu2
     //   Conv2D 3x3/2 groups 32, 1x512x28x28 -> 1x512x14x14, relu
-    //   kernel k16 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k16 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {28, 512}, {28, 14336}, {1, 401408}});  // in: layer3.0.relu1
         cardinal::rt::BufferArg a1(w.at(6674432), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.0.conv2.weights
@@ -615,7 +615,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(30);
     // Step 31: layer3.1.conv2+layer3.1.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.1.relu1
         cardinal::rt::BufferArg a1(w.at(13273088), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.1.conv2.weights
@@ -649,7 +649,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(33);
     // Step 34: layer3.2.conv2+layer3.2.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.2.relu1
         cardinal::rt::BufferArg a1(w.at(17770496), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.2.conv2.weights
@@ -683,7 +683,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(36);
     // Step 37: layer3.3.conv2+layer3.3.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.3.relu1
         cardinal::rt::BufferArg a1(w.at(22267904), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.3.conv2.weights
@@ -717,7 +717,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(39);
     // Step 40: layer3.4.conv2+layer3.4.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.4.relu1
         cardinal::rt::BufferArg a1(w.at(26765312), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.4.conv2.weights
@@ -751,7 +751,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(42);
     // Step 43: layer3.5.conv2+layer3.5.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.5.relu1
         cardinal::rt::BufferArg a1(w.at(31262720), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.5.conv2.weights
@@ -785,7 +785,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(45);
     // Step 46: layer3.6.conv2+layer3.6.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.6.relu1
         cardinal::rt::BufferArg a1(w.at(35760128), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.6.conv2.weights
@@ -819,7 +819,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(48);
     // Step 49: layer3.7.conv2+layer3.7.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.7.relu1
         cardinal::rt::BufferArg a1(w.at(40257536), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.7.conv2.weights
@@ -853,7 +853,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(51);
     // Step 52: layer3.8.conv2+layer3.8.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.8.relu1
         cardinal::rt::BufferArg a1(w.at(44754944), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.8.conv2.weights
@@ -887,7 +887,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(54);
     // Step 55: layer3.9.conv2+layer3.9.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.9.relu1
         cardinal::rt::BufferArg a1(w.at(49252352), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.9.conv2.weights
@@ -921,7 +921,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(57);
     // Step 58: layer3.10.conv2+layer3.10.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.10.relu1
         cardinal::rt::BufferArg a1(w.at(53749760), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.10.conv2.weights
@@ -955,7 +955,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(60);
     // Step 61: layer3.11.conv2+layer3.11.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.11.relu1
         cardinal::rt::BufferArg a1(w.at(58247168), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.11.conv2.weights
@@ -989,7 +989,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(63);
     // Step 64: layer3.12.conv2+layer3.12.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.12.relu1
         cardinal::rt::BufferArg a1(w.at(62744576), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.12.conv2.weights
@@ -1023,7 +1023,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(66);
     // Step 67: layer3.13.conv2+layer3.13.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.13.relu1
         cardinal::rt::BufferArg a1(w.at(67241984), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.13.conv2.weights
@@ -1057,7 +1057,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(69);
     // Step 70: layer3.14.conv2+layer3.14.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.14.relu1
         cardinal::rt::BufferArg a1(w.at(71739392), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.14.conv2.weights
@@ -1091,7 +1091,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(72);
     // Step 73: layer3.15.conv2+layer3.15.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.15.relu1
         cardinal::rt::BufferArg a1(w.at(76236800), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.15.conv2.weights
@@ -1125,7 +1125,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(75);
     // Step 76: layer3.16.conv2+layer3.16.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.16.relu1
         cardinal::rt::BufferArg a1(w.at(80734208), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.16.conv2.weights
@@ -1159,7 +1159,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(78);
     // Step 79: layer3.17.conv2+layer3.17.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.17.relu1
         cardinal::rt::BufferArg a1(w.at(85231616), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.17.conv2.weights
@@ -1193,7 +1193,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(81);
     // Step 82: layer3.18.conv2+layer3.18.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.18.relu1
         cardinal::rt::BufferArg a1(w.at(89729024), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.18.conv2.weights
@@ -1227,7 +1227,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(84);
     // Step 85: layer3.19.conv2+layer3.19.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.19.relu1
         cardinal::rt::BufferArg a1(w.at(94226432), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.19.conv2.weights
@@ -1261,7 +1261,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(87);
     // Step 88: layer3.20.conv2+layer3.20.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.20.relu1
         cardinal::rt::BufferArg a1(w.at(98723840), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.20.conv2.weights
@@ -1295,7 +1295,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(90);
     // Step 91: layer3.21.conv2+layer3.21.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.21.relu1
         cardinal::rt::BufferArg a1(w.at(103221248), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.21.conv2.weights
@@ -1329,7 +1329,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(93);
     // Step 94: layer3.22.conv2+layer3.22.relu2
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.22.relu1
         cardinal::rt::BufferArg a1(w.at(107718656), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.22.conv2.weights
@@ -1363,7 +1363,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(96);
     // Step 97: layer4.0.conv2+layer4.0.relu2
     //   Conv2D 3x3/2 groups 32, 1x1024x14x14 -> 1x1024x7x7, relu
-    //   kernel k23 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k23 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer4.0.relu1
         cardinal::rt::BufferArg a1(w.at(114315264), {{16, 1}, {32, 16}, {3, 512}, {3, 1536}, {64, 4608}});  // layer4.0.conv2.weights
@@ -1408,7 +1408,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(100);
     // Step 101: layer4.1.conv2+layer4.1.relu2
     //   Conv2D 3x3/1 groups 32, 1x1024x7x7 -> 1x1024x7x7, relu
-    //   kernel k27 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k27 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // in: layer4.1.relu1
         cardinal::rt::BufferArg a1(w.at(140685312), {{16, 1}, {32, 16}, {3, 512}, {3, 1536}, {64, 4608}});  // layer4.1.conv2.weights
@@ -1442,7 +1442,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(103);
     // Step 104: layer4.2.conv2+layer4.2.relu2
     //   Conv2D 3x3/1 groups 32, 1x1024x7x7 -> 1x1024x7x7, relu
-    //   kernel k27 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k27 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(401408), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // in: layer4.2.relu1
         cardinal::rt::BufferArg a1(w.at(158658560), {{16, 1}, {32, 16}, {3, 512}, {3, 1536}, {64, 4608}});  // layer4.2.conv2.weights

@@ -17,31 +17,31 @@ extern "C" {
 int cardinal_kf5f7d15dfe171b85(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=3,in_channels=3,in_height=224,in_width=224,kernel_h=7,kernel_w=7,out_channel_stride=64,out_channels=64,out_height=112,out_width=112,pad_left=3,pad_top=3,stride_h=2,stride_w=2)
 int cardinal_k3883dd3ef2524423(halide_buffer_t*, halide_buffer_t*);  // cardinal_pool2d(batch=1,channel_stride=64,count_include_pad=false,in_height=112,in_width=112,kernel_h=3,kernel_w=3,kind=max,out_height=56,out_width=56,pad_bottom=1,pad_left=1,pad_right=1,pad_top=1,stride_h=2,stride_w=2)
 int cardinal_k9a24a45ba753a47f(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=64,in_channels=64,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k2ef096864027df6d(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=3,kernel_w=3,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
+int cardinal_k6a02367e7649c704(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
 int cardinal_k6c40210d80b3b2bd(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=none,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
 int cardinal_ke075d3f5c2328475(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=64,in_channels=64,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=0,pad_top=0,residual=true,stride_h=1,stride_w=1)
 int cardinal_k09098f2410973585(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
 int cardinal_k9cc678091f70eb3f(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=256,out_channels=256,out_height=56,out_width=56,pad_left=0,pad_top=0,residual=true,stride_h=1,stride_w=1)
 int cardinal_kdf66a98b59dd0e23(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=512,out_channels=512,out_height=56,out_width=56,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k992929cce8d9dec3(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=512,in_channels=512,in_height=56,in_width=56,kernel_h=3,kernel_w=3,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
+int cardinal_k8d38f737f6a0c9ce(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=512,in_channels=512,in_height=56,in_width=56,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
 int cardinal_kc270ac8676f7fe2d(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=none,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=1,kernel_w=1,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
 int cardinal_k541c846aab0aa661(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=256,in_channels=256,in_height=56,in_width=56,kernel_h=1,kernel_w=1,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=0,pad_top=0,residual=true,stride_h=2,stride_w=2)
 int cardinal_kebacdcc680d3dd55(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=1,kernel_w=1,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_kc5480d09b5990b6d(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=3,kernel_w=3,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
+int cardinal_k5dde6386abed1550(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
 int cardinal_k701736a8df9f91af(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=1,kernel_w=1,out_channel_stride=512,out_channels=512,out_height=28,out_width=28,pad_left=0,pad_top=0,residual=true,stride_h=1,stride_w=1)
 int cardinal_k22f7a72331a36f49(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=1,kernel_w=1,out_channel_stride=1024,out_channels=1024,out_height=28,out_width=28,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k2d46da8435bde9a6(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=1024,in_channels=1024,in_height=28,in_width=28,kernel_h=3,kernel_w=3,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
+int cardinal_k94ab96d1c271ac58(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=1024,in_channels=1024,in_height=28,in_width=28,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
 int cardinal_kfec959ab9d761adb(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=none,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=1,kernel_w=1,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
 int cardinal_kb22cb4f269fe4fd7(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=512,in_channels=512,in_height=28,in_width=28,kernel_h=1,kernel_w=1,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=0,pad_top=0,residual=true,stride_h=2,stride_w=2)
 int cardinal_ke05cea7921ca2563(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=1,kernel_w=1,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_ked57884a56b8cb40(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=3,kernel_w=3,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
+int cardinal_k2d649c6044f51c02(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
 int cardinal_ke967ba334a4485c1(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=1,kernel_w=1,out_channel_stride=1024,out_channels=1024,out_height=14,out_width=14,pad_left=0,pad_top=0,residual=true,stride_h=1,stride_w=1)
 int cardinal_k1fddc42c67b2e017(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=1,kernel_w=1,out_channel_stride=2048,out_channels=2048,out_height=14,out_width=14,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k1455e057ab2361a6(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=2048,in_channels=2048,in_height=14,in_width=14,kernel_h=3,kernel_w=3,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
+int cardinal_k228bb0a110086ff8(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=2048,in_channels=2048,in_height=14,in_width=14,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=1,pad_top=1,stride_h=2,stride_w=2)
 int cardinal_k355aac43c54b9733(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=none,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=2048,in_channels=2048,in_height=7,in_width=7,kernel_h=1,kernel_w=1,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
 int cardinal_k6b4512d1963088f9(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=1024,in_channels=1024,in_height=14,in_width=14,kernel_h=1,kernel_w=1,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=0,pad_top=0,residual=true,stride_h=2,stride_w=2)
 int cardinal_k02eb573394c0db3b(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=2048,in_channels=2048,in_height=7,in_width=7,kernel_h=1,kernel_w=1,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=0,pad_top=0,stride_h=1,stride_w=1)
-int cardinal_k1bec33b4fb601e1c(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=2048,in_channels=2048,in_height=7,in_width=7,kernel_h=3,kernel_w=3,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
+int cardinal_kb4cbfc0e19a0ea7e(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=64,in_channel_stride=2048,in_channels=2048,in_height=7,in_width=7,kernel_h=3,kernel_w=3,lane_order=group_minor,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=1,pad_top=1,stride_h=1,stride_w=1)
 int cardinal_k8623867d21f309f9(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d(activation=relu,batch=1,dilation_h=1,dilation_w=1,groups=1,in_channel_stride=2048,in_channels=2048,in_height=7,in_width=7,kernel_h=1,kernel_w=1,out_channel_stride=2048,out_channels=2048,out_height=7,out_width=7,pad_left=0,pad_top=0,residual=true,stride_h=1,stride_w=1)
 int cardinal_k1adbaaf6e76074ee(halide_buffer_t*, halide_buffer_t*);  // cardinal_global_average_pool(batch=1,channel_stride=2048,in_height=7,in_width=7)
 int cardinal_k86ad4cbe53e4f46b(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_dense(activation=none,batch=1,in_stride=2048,out_stride=1008)
@@ -69,18 +69,18 @@ struct Kernels {
     int (*k13)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d
     int (*k14)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k15)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
-    int (*k16)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
+    int (*k16)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d
     int (*k17)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k18)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k19)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
-    int (*k20)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
+    int (*k20)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d
     int (*k21)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k22)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
-    int (*k23)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
+    int (*k23)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d
     int (*k24)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k25)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k26)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
-    int (*k27)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
+    int (*k27)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_grouped_conv2d
     int (*k28)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_conv2d
     int (*k29)(halide_buffer_t*, halide_buffer_t*);  // cardinal_global_average_pool
     int (*k30)(halide_buffer_t*, halide_buffer_t*, halide_buffer_t*, halide_buffer_t*);  // cardinal_dense
@@ -91,31 +91,31 @@ const Kernels kVariantKernels[1] = {
         cardinal_kf5f7d15dfe171b85,
         cardinal_k3883dd3ef2524423,
         cardinal_k9a24a45ba753a47f,
-        cardinal_k2ef096864027df6d,
+        cardinal_k6a02367e7649c704,
         cardinal_k6c40210d80b3b2bd,
         cardinal_ke075d3f5c2328475,
         cardinal_k09098f2410973585,
         cardinal_k9cc678091f70eb3f,
         cardinal_kdf66a98b59dd0e23,
-        cardinal_k992929cce8d9dec3,
+        cardinal_k8d38f737f6a0c9ce,
         cardinal_kc270ac8676f7fe2d,
         cardinal_k541c846aab0aa661,
         cardinal_kebacdcc680d3dd55,
-        cardinal_kc5480d09b5990b6d,
+        cardinal_k5dde6386abed1550,
         cardinal_k701736a8df9f91af,
         cardinal_k22f7a72331a36f49,
-        cardinal_k2d46da8435bde9a6,
+        cardinal_k94ab96d1c271ac58,
         cardinal_kfec959ab9d761adb,
         cardinal_kb22cb4f269fe4fd7,
         cardinal_ke05cea7921ca2563,
-        cardinal_ked57884a56b8cb40,
+        cardinal_k2d649c6044f51c02,
         cardinal_ke967ba334a4485c1,
         cardinal_k1fddc42c67b2e017,
-        cardinal_k1455e057ab2361a6,
+        cardinal_k228bb0a110086ff8,
         cardinal_k355aac43c54b9733,
         cardinal_k6b4512d1963088f9,
         cardinal_k02eb573394c0db3b,
-        cardinal_k1bec33b4fb601e1c,
+        cardinal_kb4cbfc0e19a0ea7e,
         cardinal_k8623867d21f309f9,
         cardinal_k1adbaaf6e76074ee,
         cardinal_k86ad4cbe53e4f46b,
@@ -133,107 +133,107 @@ const Resnext101_64x4d::Step Resnext101_64x4d::kSteps[Resnext101_64x4d::kNumStep
     {"conv1+relu", "Conv2D 7x7/2, 1x3x224x224 -> 1x64x112x112, relu", "cardinal_kf5f7d15dfe171b85", "default (target defaults)", 118013952},
     {"maxpool", "MaxPool 3x3/2, 1x64x112x112 -> 1x64x56x56", "cardinal_k3883dd3ef2524423", "default (target defaults)", 0},
     {"layer1.0.conv1+layer1.0.relu1", "Conv2D 1x1/1, 1x64x56x56 -> 1x256x56x56, relu", "cardinal_k9a24a45ba753a47f", "default (target defaults)", 51380224},
-    {"layer1.0.conv2+layer1.0.relu2", "Conv2D 3x3/1 groups 64, 1x256x56x56 -> 1x256x56x56, relu", "cardinal_k2ef096864027df6d", "default (target defaults)", 28901376},
+    {"layer1.0.conv2+layer1.0.relu2", "Conv2D 3x3/1 groups 64, 1x256x56x56 -> 1x256x56x56, relu", "cardinal_k6a02367e7649c704", "default (target defaults)", 28901376},
     {"layer1.0.conv3", "Conv2D 1x1/1, 1x256x56x56 -> 1x256x56x56", "cardinal_k6c40210d80b3b2bd", "default (target defaults)", 205520896},
     {"layer1.0.downsample.0+layer1.0.add+layer1.0.relu3", "Conv2D 1x1/1, 1x64x56x56 -> 1x256x56x56 + residual, relu", "cardinal_ke075d3f5c2328475", "default (target defaults)", 51380224},
     {"layer1.1.conv1+layer1.1.relu1", "Conv2D 1x1/1, 1x256x56x56 -> 1x256x56x56, relu", "cardinal_k09098f2410973585", "default (target defaults)", 205520896},
-    {"layer1.1.conv2+layer1.1.relu2", "Conv2D 3x3/1 groups 64, 1x256x56x56 -> 1x256x56x56, relu", "cardinal_k2ef096864027df6d", "default (target defaults)", 28901376},
+    {"layer1.1.conv2+layer1.1.relu2", "Conv2D 3x3/1 groups 64, 1x256x56x56 -> 1x256x56x56, relu", "cardinal_k6a02367e7649c704", "default (target defaults)", 28901376},
     {"layer1.1.conv3+layer1.1.add+layer1.1.relu3", "Conv2D 1x1/1, 1x256x56x56 -> 1x256x56x56 + residual, relu", "cardinal_k9cc678091f70eb3f", "default (target defaults)", 205520896},
     {"layer1.2.conv1+layer1.2.relu1", "Conv2D 1x1/1, 1x256x56x56 -> 1x256x56x56, relu", "cardinal_k09098f2410973585", "default (target defaults)", 205520896},
-    {"layer1.2.conv2+layer1.2.relu2", "Conv2D 3x3/1 groups 64, 1x256x56x56 -> 1x256x56x56, relu", "cardinal_k2ef096864027df6d", "default (target defaults)", 28901376},
+    {"layer1.2.conv2+layer1.2.relu2", "Conv2D 3x3/1 groups 64, 1x256x56x56 -> 1x256x56x56, relu", "cardinal_k6a02367e7649c704", "default (target defaults)", 28901376},
     {"layer1.2.conv3+layer1.2.add+layer1.2.relu3", "Conv2D 1x1/1, 1x256x56x56 -> 1x256x56x56 + residual, relu", "cardinal_k9cc678091f70eb3f", "default (target defaults)", 205520896},
     {"layer2.0.conv1+layer2.0.relu1", "Conv2D 1x1/1, 1x256x56x56 -> 1x512x56x56, relu", "cardinal_kdf66a98b59dd0e23", "default (target defaults)", 411041792},
-    {"layer2.0.conv2+layer2.0.relu2", "Conv2D 3x3/2 groups 64, 1x512x56x56 -> 1x512x28x28, relu", "cardinal_k992929cce8d9dec3", "default (target defaults)", 28901376},
+    {"layer2.0.conv2+layer2.0.relu2", "Conv2D 3x3/2 groups 64, 1x512x56x56 -> 1x512x28x28, relu", "cardinal_k8d38f737f6a0c9ce", "default (target defaults)", 28901376},
     {"layer2.0.conv3", "Conv2D 1x1/1, 1x512x28x28 -> 1x512x28x28", "cardinal_kc270ac8676f7fe2d", "default (target defaults)", 205520896},
     {"layer2.0.downsample.0+layer2.0.add+layer2.0.relu3", "Conv2D 1x1/2, 1x256x56x56 -> 1x512x28x28 + residual, relu", "cardinal_k541c846aab0aa661", "default (target defaults)", 102760448},
     {"layer2.1.conv1+layer2.1.relu1", "Conv2D 1x1/1, 1x512x28x28 -> 1x512x28x28, relu", "cardinal_kebacdcc680d3dd55", "default (target defaults)", 205520896},
-    {"layer2.1.conv2+layer2.1.relu2", "Conv2D 3x3/1 groups 64, 1x512x28x28 -> 1x512x28x28, relu", "cardinal_kc5480d09b5990b6d", "default (target defaults)", 28901376},
+    {"layer2.1.conv2+layer2.1.relu2", "Conv2D 3x3/1 groups 64, 1x512x28x28 -> 1x512x28x28, relu", "cardinal_k5dde6386abed1550", "default (target defaults)", 28901376},
     {"layer2.1.conv3+layer2.1.add+layer2.1.relu3", "Conv2D 1x1/1, 1x512x28x28 -> 1x512x28x28 + residual, relu", "cardinal_k701736a8df9f91af", "default (target defaults)", 205520896},
     {"layer2.2.conv1+layer2.2.relu1", "Conv2D 1x1/1, 1x512x28x28 -> 1x512x28x28, relu", "cardinal_kebacdcc680d3dd55", "default (target defaults)", 205520896},
-    {"layer2.2.conv2+layer2.2.relu2", "Conv2D 3x3/1 groups 64, 1x512x28x28 -> 1x512x28x28, relu", "cardinal_kc5480d09b5990b6d", "default (target defaults)", 28901376},
+    {"layer2.2.conv2+layer2.2.relu2", "Conv2D 3x3/1 groups 64, 1x512x28x28 -> 1x512x28x28, relu", "cardinal_k5dde6386abed1550", "default (target defaults)", 28901376},
     {"layer2.2.conv3+layer2.2.add+layer2.2.relu3", "Conv2D 1x1/1, 1x512x28x28 -> 1x512x28x28 + residual, relu", "cardinal_k701736a8df9f91af", "default (target defaults)", 205520896},
     {"layer2.3.conv1+layer2.3.relu1", "Conv2D 1x1/1, 1x512x28x28 -> 1x512x28x28, relu", "cardinal_kebacdcc680d3dd55", "default (target defaults)", 205520896},
-    {"layer2.3.conv2+layer2.3.relu2", "Conv2D 3x3/1 groups 64, 1x512x28x28 -> 1x512x28x28, relu", "cardinal_kc5480d09b5990b6d", "default (target defaults)", 28901376},
+    {"layer2.3.conv2+layer2.3.relu2", "Conv2D 3x3/1 groups 64, 1x512x28x28 -> 1x512x28x28, relu", "cardinal_k5dde6386abed1550", "default (target defaults)", 28901376},
     {"layer2.3.conv3+layer2.3.add+layer2.3.relu3", "Conv2D 1x1/1, 1x512x28x28 -> 1x512x28x28 + residual, relu", "cardinal_k701736a8df9f91af", "default (target defaults)", 205520896},
     {"layer3.0.conv1+layer3.0.relu1", "Conv2D 1x1/1, 1x512x28x28 -> 1x1024x28x28, relu", "cardinal_k22f7a72331a36f49", "default (target defaults)", 411041792},
-    {"layer3.0.conv2+layer3.0.relu2", "Conv2D 3x3/2 groups 64, 1x1024x28x28 -> 1x1024x14x14, relu", "cardinal_k2d46da8435bde9a6", "default (target defaults)", 28901376},
+    {"layer3.0.conv2+layer3.0.relu2", "Conv2D 3x3/2 groups 64, 1x1024x28x28 -> 1x1024x14x14, relu", "cardinal_k94ab96d1c271ac58", "default (target defaults)", 28901376},
     {"layer3.0.conv3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14", "cardinal_kfec959ab9d761adb", "default (target defaults)", 205520896},
     {"layer3.0.downsample.0+layer3.0.add+layer3.0.relu3", "Conv2D 1x1/2, 1x512x28x28 -> 1x1024x14x14 + residual, relu", "cardinal_kb22cb4f269fe4fd7", "default (target defaults)", 102760448},
     {"layer3.1.conv1+layer3.1.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.1.conv2+layer3.1.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.1.conv2+layer3.1.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.1.conv3+layer3.1.add+layer3.1.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.2.conv1+layer3.2.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.2.conv2+layer3.2.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.2.conv2+layer3.2.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.2.conv3+layer3.2.add+layer3.2.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.3.conv1+layer3.3.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.3.conv2+layer3.3.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.3.conv2+layer3.3.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.3.conv3+layer3.3.add+layer3.3.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.4.conv1+layer3.4.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.4.conv2+layer3.4.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.4.conv2+layer3.4.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.4.conv3+layer3.4.add+layer3.4.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.5.conv1+layer3.5.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.5.conv2+layer3.5.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.5.conv2+layer3.5.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.5.conv3+layer3.5.add+layer3.5.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.6.conv1+layer3.6.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.6.conv2+layer3.6.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.6.conv2+layer3.6.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.6.conv3+layer3.6.add+layer3.6.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.7.conv1+layer3.7.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.7.conv2+layer3.7.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.7.conv2+layer3.7.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.7.conv3+layer3.7.add+layer3.7.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.8.conv1+layer3.8.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.8.conv2+layer3.8.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.8.conv2+layer3.8.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.8.conv3+layer3.8.add+layer3.8.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.9.conv1+layer3.9.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.9.conv2+layer3.9.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.9.conv2+layer3.9.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.9.conv3+layer3.9.add+layer3.9.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.10.conv1+layer3.10.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.10.conv2+layer3.10.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.10.conv2+layer3.10.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.10.conv3+layer3.10.add+layer3.10.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.11.conv1+layer3.11.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.11.conv2+layer3.11.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.11.conv2+layer3.11.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.11.conv3+layer3.11.add+layer3.11.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.12.conv1+layer3.12.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.12.conv2+layer3.12.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.12.conv2+layer3.12.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.12.conv3+layer3.12.add+layer3.12.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.13.conv1+layer3.13.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.13.conv2+layer3.13.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.13.conv2+layer3.13.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.13.conv3+layer3.13.add+layer3.13.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.14.conv1+layer3.14.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.14.conv2+layer3.14.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.14.conv2+layer3.14.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.14.conv3+layer3.14.add+layer3.14.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.15.conv1+layer3.15.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.15.conv2+layer3.15.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.15.conv2+layer3.15.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.15.conv3+layer3.15.add+layer3.15.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.16.conv1+layer3.16.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.16.conv2+layer3.16.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.16.conv2+layer3.16.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.16.conv3+layer3.16.add+layer3.16.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.17.conv1+layer3.17.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.17.conv2+layer3.17.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.17.conv2+layer3.17.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.17.conv3+layer3.17.add+layer3.17.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.18.conv1+layer3.18.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.18.conv2+layer3.18.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.18.conv2+layer3.18.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.18.conv3+layer3.18.add+layer3.18.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.19.conv1+layer3.19.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.19.conv2+layer3.19.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.19.conv2+layer3.19.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.19.conv3+layer3.19.add+layer3.19.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.20.conv1+layer3.20.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.20.conv2+layer3.20.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.20.conv2+layer3.20.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.20.conv3+layer3.20.add+layer3.20.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.21.conv1+layer3.21.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.21.conv2+layer3.21.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.21.conv2+layer3.21.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.21.conv3+layer3.21.add+layer3.21.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer3.22.conv1+layer3.22.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ke05cea7921ca2563", "default (target defaults)", 205520896},
-    {"layer3.22.conv2+layer3.22.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_ked57884a56b8cb40", "default (target defaults)", 28901376},
+    {"layer3.22.conv2+layer3.22.relu2", "Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu", "cardinal_k2d649c6044f51c02", "default (target defaults)", 28901376},
     {"layer3.22.conv3+layer3.22.add+layer3.22.relu3", "Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu", "cardinal_ke967ba334a4485c1", "default (target defaults)", 205520896},
     {"layer4.0.conv1+layer4.0.relu1", "Conv2D 1x1/1, 1x1024x14x14 -> 1x2048x14x14, relu", "cardinal_k1fddc42c67b2e017", "default (target defaults)", 411041792},
-    {"layer4.0.conv2+layer4.0.relu2", "Conv2D 3x3/2 groups 64, 1x2048x14x14 -> 1x2048x7x7, relu", "cardinal_k1455e057ab2361a6", "default (target defaults)", 28901376},
+    {"layer4.0.conv2+layer4.0.relu2", "Conv2D 3x3/2 groups 64, 1x2048x14x14 -> 1x2048x7x7, relu", "cardinal_k228bb0a110086ff8", "default (target defaults)", 28901376},
     {"layer4.0.conv3", "Conv2D 1x1/1, 1x2048x7x7 -> 1x2048x7x7", "cardinal_k355aac43c54b9733", "default (target defaults)", 205520896},
     {"layer4.0.downsample.0+layer4.0.add+layer4.0.relu3", "Conv2D 1x1/2, 1x1024x14x14 -> 1x2048x7x7 + residual, relu", "cardinal_k6b4512d1963088f9", "default (target defaults)", 102760448},
     {"layer4.1.conv1+layer4.1.relu1", "Conv2D 1x1/1, 1x2048x7x7 -> 1x2048x7x7, relu", "cardinal_k02eb573394c0db3b", "default (target defaults)", 205520896},
-    {"layer4.1.conv2+layer4.1.relu2", "Conv2D 3x3/1 groups 64, 1x2048x7x7 -> 1x2048x7x7, relu", "cardinal_k1bec33b4fb601e1c", "default (target defaults)", 28901376},
+    {"layer4.1.conv2+layer4.1.relu2", "Conv2D 3x3/1 groups 64, 1x2048x7x7 -> 1x2048x7x7, relu", "cardinal_kb4cbfc0e19a0ea7e", "default (target defaults)", 28901376},
     {"layer4.1.conv3+layer4.1.add+layer4.1.relu3", "Conv2D 1x1/1, 1x2048x7x7 -> 1x2048x7x7 + residual, relu", "cardinal_k8623867d21f309f9", "default (target defaults)", 205520896},
     {"layer4.2.conv1+layer4.2.relu1", "Conv2D 1x1/1, 1x2048x7x7 -> 1x2048x7x7, relu", "cardinal_k02eb573394c0db3b", "default (target defaults)", 205520896},
-    {"layer4.2.conv2+layer4.2.relu2", "Conv2D 3x3/1 groups 64, 1x2048x7x7 -> 1x2048x7x7, relu", "cardinal_k1bec33b4fb601e1c", "default (target defaults)", 28901376},
+    {"layer4.2.conv2+layer4.2.relu2", "Conv2D 3x3/1 groups 64, 1x2048x7x7 -> 1x2048x7x7, relu", "cardinal_kb4cbfc0e19a0ea7e", "default (target defaults)", 28901376},
     {"layer4.2.conv3+layer4.2.add+layer4.2.relu3", "Conv2D 1x1/1, 1x2048x7x7 -> 1x2048x7x7 + residual, relu", "cardinal_k8623867d21f309f9", "default (target defaults)", 205520896},
     {"avgpool", "GlobalAveragePool 1x2048x7x7 -> 1x2048x1x1", "cardinal_k1adbaaf6e76074ee", "default (target defaults)", 0},
     {"fc", "Dense 1x2048 -> 1x1000", "cardinal_k86ad4cbe53e4f46b", "default (target defaults)", 2048000},
@@ -570,7 +570,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(26);
     // Step 27: layer3.0.conv2+layer3.0.relu2
     //   Conv2D 3x3/2 groups 64, 1x1024x28x28 -> 1x1024x14x14, relu
-    //   kernel k16 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k16 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {28, 1024}, {28, 28672}, {1, 802816}});  // in: layer3.0.relu1
         cardinal::rt::BufferArg a1(w.at(12706816), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.0.conv2.weights
@@ -615,7 +615,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(30);
     // Step 31: layer3.1.conv2+layer3.1.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.1.relu1
         cardinal::rt::BufferArg a1(w.at(23798784), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.1.conv2.weights
@@ -649,7 +649,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(33);
     // Step 34: layer3.2.conv2+layer3.2.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu1
         cardinal::rt::BufferArg a1(w.at(32789504), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.2.conv2.weights
@@ -683,7 +683,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(36);
     // Step 37: layer3.3.conv2+layer3.3.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.3.relu1
         cardinal::rt::BufferArg a1(w.at(41780224), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.3.conv2.weights
@@ -717,7 +717,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(39);
     // Step 40: layer3.4.conv2+layer3.4.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu1
         cardinal::rt::BufferArg a1(w.at(50770944), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.4.conv2.weights
@@ -751,7 +751,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(42);
     // Step 43: layer3.5.conv2+layer3.5.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.5.relu1
         cardinal::rt::BufferArg a1(w.at(59761664), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.5.conv2.weights
@@ -785,7 +785,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(45);
     // Step 46: layer3.6.conv2+layer3.6.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu1
         cardinal::rt::BufferArg a1(w.at(68752384), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.6.conv2.weights
@@ -819,7 +819,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(48);
     // Step 49: layer3.7.conv2+layer3.7.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.7.relu1
         cardinal::rt::BufferArg a1(w.at(77743104), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.7.conv2.weights
@@ -853,7 +853,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(51);
     // Step 52: layer3.8.conv2+layer3.8.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.8.relu1
         cardinal::rt::BufferArg a1(w.at(86733824), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.8.conv2.weights
@@ -887,7 +887,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(54);
     // Step 55: layer3.9.conv2+layer3.9.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.9.relu1
         cardinal::rt::BufferArg a1(w.at(95724544), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.9.conv2.weights
@@ -921,7 +921,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(57);
     // Step 58: layer3.10.conv2+layer3.10.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu1
         cardinal::rt::BufferArg a1(w.at(104715264), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.10.conv2.weights
@@ -955,7 +955,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(60);
     // Step 61: layer3.11.conv2+layer3.11.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.11.relu1
         cardinal::rt::BufferArg a1(w.at(113705984), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.11.conv2.weights
@@ -989,7 +989,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(63);
     // Step 64: layer3.12.conv2+layer3.12.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu1
         cardinal::rt::BufferArg a1(w.at(122696704), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.12.conv2.weights
@@ -1023,7 +1023,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(66);
     // Step 67: layer3.13.conv2+layer3.13.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.13.relu1
         cardinal::rt::BufferArg a1(w.at(131687424), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.13.conv2.weights
@@ -1057,7 +1057,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(69);
     // Step 70: layer3.14.conv2+layer3.14.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.14.relu1
         cardinal::rt::BufferArg a1(w.at(140678144), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.14.conv2.weights
@@ -1091,7 +1091,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(72);
     // Step 73: layer3.15.conv2+layer3.15.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.15.relu1
         cardinal::rt::BufferArg a1(w.at(149668864), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.15.conv2.weights
@@ -1125,7 +1125,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(75);
     // Step 76: layer3.16.conv2+layer3.16.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu1
         cardinal::rt::BufferArg a1(w.at(158659584), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.16.conv2.weights
@@ -1159,7 +1159,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(78);
     // Step 79: layer3.17.conv2+layer3.17.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.17.relu1
         cardinal::rt::BufferArg a1(w.at(167650304), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.17.conv2.weights
@@ -1193,7 +1193,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(81);
     // Step 82: layer3.18.conv2+layer3.18.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu1
         cardinal::rt::BufferArg a1(w.at(176641024), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.18.conv2.weights
@@ -1227,7 +1227,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(84);
     // Step 85: layer3.19.conv2+layer3.19.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.19.relu1
         cardinal::rt::BufferArg a1(w.at(185631744), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.19.conv2.weights
@@ -1261,7 +1261,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(87);
     // Step 88: layer3.20.conv2+layer3.20.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.20.relu1
         cardinal::rt::BufferArg a1(w.at(194622464), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.20.conv2.weights
@@ -1295,7 +1295,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(90);
     // Step 91: layer3.21.conv2+layer3.21.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.21.relu1
         cardinal::rt::BufferArg a1(w.at(203613184), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.21.conv2.weights
@@ -1329,7 +1329,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(93);
     // Step 94: layer3.22.conv2+layer3.22.relu2
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
-    //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.22.relu1
         cardinal::rt::BufferArg a1(w.at(212603904), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.22.conv2.weights
@@ -1363,7 +1363,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(96);
     // Step 97: layer4.0.conv2+layer4.0.relu2
     //   Conv2D 3x3/2 groups 64, 1x2048x14x14 -> 1x2048x7x7, relu
-    //   kernel k23 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k23 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{2048, 1}, {14, 2048}, {14, 28672}, {1, 401408}});  // in: layer4.0.relu1
         cardinal::rt::BufferArg a1(w.at(225793024), {{16, 1}, {32, 16}, {3, 512}, {3, 1536}, {128, 4608}});  // layer4.0.conv2.weights
@@ -1408,7 +1408,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(100);
     // Step 101: layer4.1.conv2+layer4.1.relu2
     //   Conv2D 3x3/1 groups 64, 1x2048x7x7 -> 1x2048x7x7, relu
-    //   kernel k27 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k27 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.1.relu1
         cardinal::rt::BufferArg a1(w.at(270128128), {{16, 1}, {32, 16}, {3, 512}, {3, 1536}, {128, 4608}});  // layer4.1.conv2.weights
@@ -1442,7 +1442,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     step_done(103);
     // Step 104: layer4.2.conv2+layer4.2.relu2
     //   Conv2D 3x3/1 groups 64, 1x2048x7x7 -> 1x2048x7x7, relu
-    //   kernel k27 (cardinal_conv2d), schedule default (target defaults)
+    //   kernel k27 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.2.relu1
         cardinal::rt::BufferArg a1(w.at(306066432), {{16, 1}, {32, 16}, {3, 512}, {3, 1536}, {128, 4608}});  // layer4.2.conv2.weights

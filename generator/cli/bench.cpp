@@ -76,10 +76,10 @@ Isa widest_isa() {
 struct Engine {
     std::string name;
     std::string description;
-    std::string missing;  // non-empty: not available, and why
-    int runs = 0;         // timed runs wanted
-    bool warm = true;     // gets the warm-up rounds
-    std::function<double()> run;  // one run, returns its seconds
+    std::string missing;                         // non-empty: not available, and why
+    int runs = 0;                                // timed runs wanted
+    bool warm = true;                            // gets the warm-up rounds
+    std::function<double()> run;                 // one run, returns its seconds
     std::function<std::vector<float>()> output;  // output of the last run
     std::vector<double> times;
     Stats stats;
@@ -157,19 +157,19 @@ int bench_command(const Args& args) {
     bool layers = false;
     add_model_options(options, m, /*with_seed=*/true);
     add_codegen_options(options, c);
-    options.add_options()                                                                 //
+    options.add_options()  //
         ("engine", po::value(&engine)->value_name("E")->default_value("generated"),
-         "Engine to benchmark: generated or reference")                                  //
+         "Engine to benchmark: generated or reference")  //
         ("peers", po::value(&peers_arg)->value_name("LIST")->default_value("reference"),
          "Engines to compare with, comma-separated: reference, onednn, pytorch (or none)")  //
         ("threads", po::value(&threads)->value_name("N")->default_value(0),
          "Threads for generated code, oneDNN and PyTorch (0: all cores); the reference is "
-         "single-threaded")                                                               //
-        ("runs", po::value(&runs)->value_name("N")->default_value(20), "Timed runs")      //
+         "single-threaded")                                                           //
+        ("runs", po::value(&runs)->value_name("N")->default_value(20), "Timed runs")  //
         ("warmup", po::value(&warmup)->value_name("N")->default_value(3),
-         "Untimed runs before timing")                                                    //
+         "Untimed runs before timing")  //
         ("reference-runs", po::value(&reference_runs)->value_name("N")->default_value(2),
-         "Timed runs of the (slow) reference; 0 skips it")                               //
+         "Timed runs of the (slow) reference; 0 skips it")  //
         ("layers", po::bool_switch(&layers),
          "Also time every step of generated code and every oneDNN primitive, with the "
          "roofline")                                                                      //
@@ -187,8 +187,9 @@ int bench_command(const Args& args) {
     if (engine != "generated" && engine != "reference")
         throw UsageError("--engine must be one of: generated, reference; got '" + engine + "'");
     if (runs < 1 || warmup < 0 || reference_runs < 0 || threads < 0)
-        throw UsageError("--runs must be at least 1 and --warmup, --reference-runs, --threads "
-                         "at least 0");
+        throw UsageError(
+            "--runs must be at least 1 and --warmup, --reference-runs, --threads "
+            "at least 0");
     std::vector<std::string> wanted = {engine};
     if (peers_arg != "none")
         for (const std::string& p : split(peers_arg, ',')) {
@@ -198,8 +199,8 @@ int bench_command(const Args& args) {
             if (std::find(wanted.begin(), wanted.end(), p) == wanted.end()) wanted.push_back(p);
         }
     if (!plot_path.empty() && std::filesystem::path(plot_path).extension() != ".png")
-        throw UsageError("--plot writes a PNG: give a file name ending in .png, got '" +
-                         plot_path + "'");
+        throw UsageError("--plot writes a PNG: give a file name ending in .png, got '" + plot_path +
+                         "'");
     if (threads == 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
     auto has = [&](const std::string& e) {
         return std::find(wanted.begin(), wanted.end(), e) != wanted.end();
@@ -209,7 +210,8 @@ int bench_command(const Args& args) {
     const int64_t macs = count_macs(g);
     Tensor input(g.input_shape);
     SeededRandom rng(42);
-    for (float& v : input.data) v = rng.uniform(-1.0f, 1.0f);
+    for (float& v : input.data)
+        v = rng.uniform(-1.0f, 1.0f);
     const int64_t out_elems = g.shape_of(g.output).numel();
 
     // Set up every engine (generation and model building happen here, untimed).
@@ -253,8 +255,8 @@ int bench_command(const Args& args) {
         } else if (name == "onednn") {
             try {
                 dnnl = std::make_unique<peers::OnednnEngine>(g, threads);
-                e.description = peers::OnednnEngine::version() + ", " + std::to_string(threads) +
-                                " thread(s)";
+                e.description =
+                    peers::OnednnEngine::version() + ", " + std::to_string(threads) + " thread(s)";
                 e.run = [&] {
                     const double t0 = rt::now_seconds();
                     dnnl->run(input.ptr(), onednn_output.data());
@@ -290,7 +292,8 @@ int bench_command(const Args& args) {
         for (Engine& e : engines)
             if (e.missing.empty() && e.warm) one_run(e);
     int rounds = 0;
-    for (const Engine& e : engines) rounds = std::max(rounds, e.runs);
+    for (const Engine& e : engines)
+        rounds = std::max(rounds, e.runs);
     for (int i = 0; i < rounds; ++i)
         for (Engine& e : engines)
             if (e.missing.empty() && i < e.runs) e.times.push_back(one_run(e));
@@ -365,7 +368,8 @@ int bench_command(const Args& args) {
         bool any = false;
         for (const Engine& e : engines) {
             if (&e == gen || !e.missing.empty()) continue;
-            if (!any) std::cout << "\ngenerated / peer (time ratio; below 1: generated is faster)\n";
+            if (!any)
+                std::cout << "\ngenerated / peer (time ratio; below 1: generated is faster)\n";
             any = true;
             const double r = gen->stats.median / e.stats.median;
             std::cout << "  generated / " << e.name << ": " << fixed(r, 3) << "  ("
@@ -391,8 +395,7 @@ int bench_command(const Args& args) {
                 const double rel = relative_l2(ao, bo);
                 std::cout << "  " << a->name << " vs " << b->name << ": " << scientific(rel)
                           << "\n";
-                json["agreement"].push_back(
-                    {{"a", a->name}, {"b", b->name}, {"relative_l2", rel}});
+                json["agreement"].push_back({{"a", a->name}, {"b", b->name}, {"relative_l2", rel}});
                 if (a->name == "generated" && b->name == "reference")
                     json["relative_l2_vs_reference"] = rel;
                 if (b->name == "generated" && a->name == "reference")
@@ -410,30 +413,34 @@ int bench_command(const Args& args) {
                             {"ridge_flop_per_byte", roof.ridge()}};
         const Graph folded = fold_batch_norm(g);
         std::map<std::string, size_t> index;
-        for (size_t i = 0; i < folded.nodes.size(); ++i) index[folded.nodes[i].name] = i;
+        for (size_t i = 0; i < folded.nodes.size(); ++i)
+            index[folded.nodes[i].name] = i;
 
         // Both engines' steps, timed in interleaved rounds.
         const int gsteps = net ? net->api().num_steps : 0;
         const int dsteps = dnnl ? dnnl->num_steps() : 0;
-        std::vector<std::vector<double>> gper(static_cast<size_t>(gsteps)), dper(static_cast<size_t>(dsteps));
+        std::vector<std::vector<double>> gper(static_cast<size_t>(gsteps)),
+            dper(static_cast<size_t>(dsteps));
         std::vector<double> gsec(static_cast<size_t>(gsteps)), dsec(static_cast<size_t>(dsteps));
         for (int i = 0; i < runs; ++i) {
             if (net) {
                 net->run(input.ptr(), generated_output.data(), arena->data(), gsec.data());
-                for (int s = 0; s < gsteps; ++s) gper[size_t(s)].push_back(gsec[size_t(s)]);
+                for (int s = 0; s < gsteps; ++s)
+                    gper[size_t(s)].push_back(gsec[size_t(s)]);
             }
             if (dnnl) {
                 if (net) std::this_thread::sleep_for(kSettle);
                 dnnl->run(input.ptr(), onednn_output.data(), dsec.data());
-                for (int s = 0; s < dsteps; ++s) dper[size_t(s)].push_back(dsec[size_t(s)]);
+                for (int s = 0; s < dsteps; ++s)
+                    dper[size_t(s)].push_back(dsec[size_t(s)]);
                 if (net) std::this_thread::sleep_for(kSettle);
             }
         }
         auto layer_table = [&](const std::string& title, int steps, auto&& info,
                                std::vector<std::vector<double>>& per, nlohmann::json& out,
                                bool with_impl) {
-            std::vector<std::string> header = {"step", "layers", "what", "median ms", "GFLOP/s",
-                                               "flop/B", "bound", "% of time"};
+            std::vector<std::string> header = {"step",    "layers", "what",  "median ms",
+                                               "GFLOP/s", "flop/B", "bound", "% of time"};
             std::vector<bool> right = {true, false, false, true, true, true, false, true};
             if (with_impl) {
                 header.push_back("implementation");
@@ -442,7 +449,8 @@ int bench_command(const Args& args) {
             Table lt(header, right);
             double total = 0;
             std::vector<double> med(static_cast<size_t>(steps));
-            for (int s = 0; s < steps; ++s) total += med[size_t(s)] = stats_of(per[size_t(s)]).median;
+            for (int s = 0; s < steps; ++s)
+                total += med[size_t(s)] = stats_of(per[size_t(s)]).median;
             out = nlohmann::json::array();
             for (int s = 0; s < steps; ++s) {
                 const auto [names, what, impl, step_macs, bytes, schedule] = info(s);
@@ -459,20 +467,26 @@ int bench_command(const Args& args) {
                                                 fixed(100 * ms / total, 1)};
                 if (with_impl) row.push_back(impl);
                 lt.add(row);
-                nlohmann::json j = {{"step", s},          {"layers", names},
-                                    {"description", what}, {"median_ms", ms * 1e3},
-                                    {"macs", step_macs},   {"bytes", bytes},
-                                    {"gflops", gf},        {"intensity", ai},
+                nlohmann::json j = {{"step", s},
+                                    {"layers", names},
+                                    {"description", what},
+                                    {"median_ms", ms * 1e3},
+                                    {"macs", step_macs},
+                                    {"bytes", bytes},
+                                    {"gflops", gf},
+                                    {"intensity", ai},
                                     {"bound", roof.bound(step_macs, bytes)}};
                 if (with_impl) j["implementation"] = impl;
                 if (!schedule.empty()) j["schedule"] = schedule;
                 out.push_back(j);
             }
-            std::cout << "\n" << title << " (median of " << runs << " runs, " << fixed(total * 1e3, 2)
+            std::cout << "\n"
+                      << title << " (median of " << runs << " runs, " << fixed(total * 1e3, 2)
                       << " ms in all):\n"
                       << lt.str();
         };
-        using Row = std::tuple<std::string, std::string, std::string, int64_t, int64_t, std::string>;
+        using Row =
+            std::tuple<std::string, std::string, std::string, int64_t, int64_t, std::string>;
         if (net) {
             nlohmann::json out;
             layer_table(
@@ -495,8 +509,12 @@ int bench_command(const Args& args) {
                 "oneDNN, per primitive", dsteps,
                 [&](int s) -> Row {
                     const peers::OnednnStep& st = dnnl->step(s);
-                    return {st.layers.empty() ? "(reorder)" : st.layers, st.description, st.impl,
-                            st.macs, st.bytes, ""};
+                    return {st.layers.empty() ? "(reorder)" : st.layers,
+                            st.description,
+                            st.impl,
+                            st.macs,
+                            st.bytes,
+                            ""};
                 },
                 dper, out, true);
             json["onednn_layers"] = out;
@@ -505,8 +523,7 @@ int bench_command(const Args& args) {
 
     std::string json_for_plot = json_path;
     if (!json_path.empty() || !plot_path.empty()) {
-        if (json_path.empty())
-            json_for_plot = plot_path.substr(0, plot_path.size() - 4) + ".json";
+        if (json_path.empty()) json_for_plot = plot_path.substr(0, plot_path.size() - 4) + ".json";
         std::ofstream f(json_for_plot);
         f << json.dump(2) << "\n";
         if (!f) throw Error("cannot write '" + json_for_plot + "'");
@@ -517,7 +534,8 @@ int bench_command(const Args& args) {
         const std::string script = std::string(CARDINAL_PEERS_DIR) + "/plot_bench.py";
         const std::vector<std::string> argv_s = {python, script, json_for_plot, plot_path};
         std::vector<char*> argv;
-        for (const std::string& a : argv_s) argv.push_back(const_cast<char*>(a.c_str()));
+        for (const std::string& a : argv_s)
+            argv.push_back(const_cast<char*>(a.c_str()));
         argv.push_back(nullptr);
         pid_t pid = -1;
         int status = -1;

@@ -31,13 +31,15 @@ ScheduleLookup schedule_lookup(const std::string& schedules,
         if (used) *used += (used->empty() ? "" : ", ") + path;
     };
     if (!schedules.empty()) {
-        auto db = std::make_shared<const tune::ScheduleDatabase>(
-            tune::ScheduleDatabase::load(schedules));
+        auto db =
+            std::make_shared<const tune::ScheduleDatabase>(tune::ScheduleDatabase::load(schedules));
         bool matches = false;
-        for (const std::string& t : targets) matches |= t == db->target();
+        for (const std::string& t : targets)
+            matches |= t == db->target();
         if (!matches) {
             std::string list;
-            for (const std::string& t : targets) list += (list.empty() ? "" : ", ") + t;
+            for (const std::string& t : targets)
+                list += (list.empty() ? "" : ", ") + t;
             throw Error("schedule database '" + schedules + "' was tuned for target " +
                         db->target() + ", not for " + list +
                         "; tune this target with 'cardinal tune' or pass --schedules none");
@@ -54,8 +56,7 @@ ScheduleLookup schedule_lookup(const std::string& schedules,
                 tune::ScheduleDatabase::load(path.string()));
             if (db->target() != t) {
                 std::cerr << "cardinal: warning: ignoring " << path.string()
-                          << ": it was tuned for target " << db->target() << ", not " << t
-                          << "\n";
+                          << ": it was tuned for target " << db->target() << ", not " << t << "\n";
                 continue;
             }
             dbs.push_back(std::move(db));

@@ -18,26 +18,25 @@ int tune_command(const Args& args) {
     double budget = 0;
     int threads = 0, jobs = 0;
     add_model_options(options, m, /*with_seed=*/false);
-    options.add_options()                                                                   //
+    options.add_options()  //
         ("target", po::value(&target)->value_name("T")->default_value("host"),
-         "Target preset (see 'cardinal targets'), Halide target string, or host")           //
+         "Target preset (see 'cardinal targets'), Halide target string, or host")  //
         ("budget", po::value(&budget)->value_name("SECONDS")->required(),
          "Wall time for the whole network, default measurements included (adams2019: "
-         "every layer is scheduled once whatever the budget)")                              //
+         "every layer is scheduled once whatever the budget)")  //
         ("db", po::value(&db)->value_name("FILE")->required(),
          "Schedule database to continue from and write (e.g. schedules/x86-64-zen4.json)")  //
         ("seed", po::value(&seed_text)->value_name("S")->default_value("0"),
-         "Seed of the search (and of the random layer inputs)")                            //
+         "Seed of the search (and of the random layer inputs)")  //
         ("threads", po::value(&threads)->value_name("N")->default_value(0),
-         "Threads the timed kernels use (0: all cores)")                                   //
+         "Threads the timed kernels use (0: all cores)")  //
         ("strategy", po::value(&strategy)->value_name("S")->default_value("search"),
          "search: cardinal's schedule knobs, searched; adams2019: Halide's Adams2019 "
-         "autoscheduler, as a baseline (write it to another database)")                    //
+         "autoscheduler, as a baseline (write it to another database)")  //
         (",j", po::value(&jobs)->value_name("N")->default_value(0),
          "Candidates compiled in parallel (0: all cores); timing is always serial");
     po::variables_map vm;
-    if (!parse_options({"tune",
-                        "(--model NAME | --onnx FILE) --budget SECONDS --db FILE [options]",
+    if (!parse_options({"tune", "(--model NAME | --onnx FILE) --budget SECONDS --db FILE [options]",
                         "Searches the schedule knobs of every unique layer kernel on this "
                         "machine: each candidate is compiled by Halide, loaded through LLVM's "
                         "ORC JIT, checked against the default schedule's output and timed. Time "
@@ -76,7 +75,8 @@ int tune_command(const Args& args) {
 
     const Graph g = build_model(m);
     const tune::TuneResult r = tune::tune_network(g, o);
-    std::cout << "\n" << g.name << " on " << tune::cpu_model() << ", target " << o.target << ", "
+    std::cout << "\n"
+              << g.name << " on " << tune::cpu_model() << ", target " << o.target << ", "
               << strategy << ", " << fixed(r.seconds, 0) << " s\n\n"
               << tune::format_tune_result(r);
     if (!r.log.empty())

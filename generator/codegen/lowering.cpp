@@ -267,6 +267,7 @@ private:
             // Grouped convs (ResNeXt, depthwise with a channel multiplier): only useful FMAs,
             // several whole groups per vector when groups are narrower than one.
             k.generator = "cardinal_grouped_conv2d";
+            k.params["lane_order"] = "group_minor";  // the packing below
             k.params["in_channels"] = std::to_string(tensor(in).c);
             k.params["in_channel_stride"] = std::to_string(x.channel_stride);
             k.params["out_channels"] = std::to_string(y.c);

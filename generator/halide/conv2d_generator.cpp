@@ -19,9 +19,10 @@
 //                  out_channel_stride (0: up to 4 vectors on AVX-512, 2 on AVX2)
 //   tile_x, tile_y output pixels per register tile. Accumulators = oc_block/vector_width *
 //                  tile_x * tile_y must fit the register file: 32 zmm on AVX-512 (up to 28
-//                  accumulators, the rest for weight vectors; broadcasts are FMA memory
-//                  operands), 16 ymm on AVX2 (12). (tile_x 0: the tile width within that budget
-//                  that wastes the fewest columns, see default_tile_x; tile_y default 1)
+//                  accumulators, the rest for weight vectors and a broadcast), 16 ymm on AVX2
+//                  (12). (tile_x 0: the width within that budget that wastes the least work on
+//                  the image width, see default_tile_x: 7 for 4 vectors on ResNet widths;
+//                  tile_y default 1)
 //   ci_unroll      unroll factor of the input-channel loop (must divide the block's channels)
 //   parallel       "rows": threads split output rows (x batch); "blocks": threads split output
 //                  channel blocks (better when the image is 7x7 but channels are many); "auto".
@@ -73,6 +74,7 @@ public:
     GeneratorParam<int> tile_x{"tile_x", 0};
     GeneratorParam<int> tile_y{"tile_y", 1};
     GeneratorParam<int> ci_unroll{"ci_unroll", 1};
+    GeneratorParam<int> ci_block{"ci_block", 0};
     GeneratorParam<ParallelSplit> parallel{
         "parallel",
         ParallelSplit::Auto,
@@ -191,6 +193,29 @@ public:
             output.parallel(co);
         }
 
+        // Reduction cache blocking: one channel block's accumulators for the whole image live in
+        // a buffer, and the reduction runs in chunks of ci_block input channels, each chunk
+        // sweeping every pixel tile, so the chunk's weights (ci_block * oc_block * 4 bytes) stay
+        // in L1 across the tiles instead of streaming from L2 once per tile. Applies to 1x1
+        // convs with threads splitting channel blocks (small images, large weights).
+        const bool ci_blocked = ci_block > 0 && int(ci_block) < cib && cib % int(ci_block) == 0 &&
+                                kernel_h == 1 && kernel_w == 1 && split == ParallelSplit::Blocks &&
+                                order == LoopOrder::CoOuter;
+        if (ci_blocked) {
+            Var cxo("cxo"), cxi("cxi"), cyo("cyo"), cyi("cyi");
+            RVar rxo("rxo"), rxi("rxi");
+            conv.compute_at(output, co).vectorize(c, vec).unroll(c);
+            conv.update()
+                .split(x, cxo, cxi, tx, TailStrategy::GuardWithIf)
+                .split(y, cyo, cyi, ty, TailStrategy::GuardWithIf)
+                .split(r.x, rxo, rxi, ci_block)
+                .reorder(c, cxi, cyi, rxi, r.y, r.z, cxo, cyo, n, rxo)
+                .vectorize(c, vec)
+                .unroll(c)
+                .unroll(cxi)
+                .unroll(cyi);
+            return;
+        }
         conv.compute_at(output, order == LoopOrder::CoOuter ? xo : co)
             .vectorize(c, vec)
             .unroll(c)
@@ -233,24 +258,29 @@ private:
                                     " is not a multiple of " + std::to_string(kWeightBlock));
     }
 
-    // tile_x when unset: the width whose tiles waste the fewest columns of the image (the last
-    // tile of a row is shifted inwards and recomputes its overlap: 6-wide tiles compute 12
-    // columns of a 7-wide image, 18 of 14), then the widest, within the accumulator budget.
-    // The budget is 28 of the 32 zmm registers on AVX-512: the oc_block/16 <= 4 weight vectors
-    // take the rest, and broadcasts are memory operands of the FMAs. 4 vectors x 7 pixels fits
-    // every ResNet/ResNeXt width (56, 28, 14, 7) exactly. AVX2 has 16 ymm and no embedded
-    // broadcast: 12 accumulators. At least 8 accumulators hide the 4-cycle FMA latency on two
-    // FMA ports when the image allows it.
+    // tile_x when unset. The last tile of a row is shifted inwards and recomputes its overlap
+    // (6-wide tiles compute 12 columns of a 7-wide image, 18 of 14), so the width is chosen for
+    // the least estimated work, tiles * (tile_x + 1): the +1 stands for each tile's fixed cost
+    // (epilogue, loop setup, lower reuse of the weight vectors), which favours wide tiles. The
+    // accumulator budget is 28 of the 32 zmm registers on AVX-512 (the <= 4 weight vectors and
+    // a broadcast take the rest; at 4 x 7 LLVM spills one accumulator per reduction step, which
+    // measured cheaper than the waste of 6-wide tiles on 56, 28, 14 and 7 columns), 12 of the 16
+    // ymm on AVX2. At least 8 accumulators hide the 4-cycle FMA latency on two FMA ports.
+    // Exception, measured: zero-padded convs with fewer than 4 vectors keep 24 (2 x 14 tiles on
+    // MobileNetV2's 112-wide first conv lost Halide's loop partitioning, so every tap kept its
+    // padding select, and ran 1.5x slower than 2 x 12).
     int default_tile_x(int vectors, int ty) const {
-        const int budget = accumulator_registers(get_target()) >= 24 ? 28 : 12;
-        const int max_t = std::max(1, std::min(int(out_width), budget / (vectors * ty)));
-        const int min_t = std::min(max_t, std::max(1, (8 + vectors * ty - 1) / (vectors * ty)));
-        int best = max_t, best_cols = (int(out_width) + max_t - 1) / max_t * max_t;
+        int budget = accumulator_registers(get_target()) >= 24 ? 28 : 12;
+        if (budget == 28 && vectors < 4 && needs_zero_padding()) budget = 24;
+        const int w = out_width;
+        const int max_t = std::max(1, std::min(w, budget / (vectors * ty)));
+        const int min_t = std::min(max_t, (8 + vectors * ty - 1) / (vectors * ty));
+        int best = max_t, best_cost = (w + max_t - 1) / max_t * (max_t + 1);
         for (int t = max_t - 1; t >= min_t; --t) {
-            const int cols = (int(out_width) + t - 1) / t * t;
-            if (cols < best_cols) {
+            const int cost = (w + t - 1) / t * (t + 1);
+            if (cost < best_cost) {
                 best = t;
-                best_cols = cols;
+                best_cost = cost;
             }
         }
         return best;

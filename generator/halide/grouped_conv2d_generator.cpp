@@ -24,22 +24,30 @@
 //     weights[block][ky][kx][j][lane]         (Halide dims: lane, j, kx, ky, block)
 // zero for padded output channels; independent of schedule and target.
 //
+// The lane_order GeneratorParam names this weight layout ("group_minor", the only one) so that
+// it is part of every compiled kernel's identity.
+//
 // Applicability: grouped_conv_applies() in conv_blocking.h (og divides 16 or 16 divides og, and
 // every block's input channels lie inside the stored input channels).
 //
 // Schedule knobs (0: derived from the shape and the target):
-//   tile_x, tile_y  output pixels per register tile of one 16-channel block. For one (ky, j) step
-//                   of the reduction a row of tile_x outputs reads (tile_x-1)*stride_w +
-//                   (kw-1)*dilation_w + 1 vectors X_j, each loaded once and reused by up to kw
-//                   taps, so registers hold tile_x*tile_y accumulators + that row of X_j; the kw
-//                   weight vectors can stay memory operands of the FMAs. Default tile_y = 1 and
-//                   the tile_x <= the register budget (31 of 32 zmm) that wastes the fewest
-//                   columns on the image width: 14 for a 3x3 stride-1 conv on 56 or 28 columns
-//                   (14 accumulators + 16 X_j), 7 for stride 2 on 28 columns.
+//   oc_block        output channels per register tile, a multiple of 16 (one block per 16).
+//                   Default 32 when og >= 32: the two blocks of a tile belong to one group and
+//                   share every X_j, doubling the accumulators for the same loads; else 16.
+//   tile_x, tile_y  output pixels per register tile. For one (ky, j) step of the reduction a row
+//                   of tile_x outputs reads (tile_x-1)*stride_w + (kw-1)*dilation_w + 1 vectors
+//                   X_j, each loaded once and reused by up to kw taps, so registers hold
+//                   oc_block/16 * tile_x * tile_y accumulators + that row of X_j (the kw weight
+//                   vectors stay FMA memory operands): at most 31 zmm (AVX2: 15 ymm, where an
+//                   accumulator takes two and tile_x = 4). Default tile_y = 1 and
+//                   the tile_x within that budget with >= 8 accumulators (the FMA latency), then
+//                   the fewest columns computed, then the widest: 14 for a 3x3 stride-1 conv on
+//                   56, 28 or 14 columns (14 accumulators + 16 X_j), 10 for stride 2 on 28.
 //   rows_per_task   output rows per parallel task. A task stages the block's input rows once
 //                   (rows*stride + kh - 1 rows), so more rows stage (and permute) each input row
 //                   fewer times. Default: the most rows whose staging fits half of L1 (24 KB),
-//                   keeping >= 8 tasks per image so that threads stay balanced.
+//                   keeping >= 8 tasks per image so that threads stay balanced; 1 for strided
+//                   convs (rows share only kh - stride staged rows).
 // Loop order per task: block (its weights, ig*kh*kw*64 B, and its staged rows stay in L1), then
 // rows, then tiles along x.
 #include <algorithm>
@@ -51,8 +59,11 @@ namespace cardinal::halide_gen {
 
 using namespace Halide;
 
+// The weight layouts the kernel reads (one so far).
+enum class LaneOrder { GroupMinor };
+
 class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
-public:
+  public:
     // --- The layer (fixed) ---
     GeneratorParam<int> batch{"batch", 1};
     GeneratorParam<int> in_channels{"in_channels", 16};
@@ -77,7 +88,11 @@ public:
     GeneratorParam<float> clip_min{"clip_min", 0.0f};
     GeneratorParam<float> clip_max{"clip_max", 6.0f};
     GeneratorParam<bool> residual{"residual", false};
+    // --- The weight layout contract (see weight_packing.h); part of the kernel's identity ---
+    GeneratorParam<LaneOrder> lane_order{
+        "lane_order", LaneOrder::GroupMinor, {{"group_minor", LaneOrder::GroupMinor}}};
     // --- Schedule knobs ---
+    GeneratorParam<int> oc_block{"oc_block", 0};
     GeneratorParam<int> tile_x{"tile_x", 0};
     GeneratorParam<int> tile_y{"tile_y", 1};
     GeneratorParam<int> rows_per_task{"rows_per_task", 0};
@@ -93,8 +108,8 @@ public:
     }
 
     void generate() {
-        if (!grouped_conv_applies(in_channels, in_channel_stride, out_channels,
-                                  out_channel_stride, groups))
+        if (!grouped_conv_applies(in_channels, in_channel_stride, out_channels, out_channel_stride,
+                                  groups))
             throw std::invalid_argument("cardinal_grouped_conv2d does not apply to in " +
                                         std::to_string(int(in_channels)) + ", out " +
                                         std::to_string(int(out_channels)) + ", groups " +
@@ -109,17 +124,18 @@ public:
         const int reach_w = (out_width - 1) * stride_w + (kernel_w - 1) * dilation_w - pad_left;
         const bool needs_boundary =
             pad_top > 0 || pad_left > 0 || reach_h >= in_height || reach_w >= in_width;
-        Func in = needs_boundary ? BoundaryConditions::constant_exterior(
-                                       input, 0.0f,
-                                       {{Expr(), Expr()},
-                                        {0, int(in_width)},
-                                        {0, int(in_height)},
-                                        {Expr(), Expr()}})
-                                 : Func(input);
+        Func in =
+            needs_boundary
+                ? BoundaryConditions::constant_exterior(
+                      input, 0.0f,
+                      {{Expr(), Expr()}, {0, int(in_width)}, {0, int(in_height)}, {Expr(), Expr()}})
+                : Func(input);
 
-        // The block's input channels, group-minor: staged(g, j, b) holds input channel
-        // in_base(b) + g*ig + j at position j*G + g.
-        staged(g, j, b, x, y, n) = in((b * kWeightBlock / og) * ig + g * ig + j, x, y, n);
+        // The input channels of output block b, group-minor: staged(g, j, q) holds input
+        // channel q*G*ig + g*ig + j at position j*G + g, for q = b / bpg the block's input block
+        // (bpg = og/16 output blocks share one group's input when og >= 32).
+        const int bpg = std::max(1, og / kWeightBlock);
+        staged(g, j, q, x, y, n) = in(q * G * ig + g * ig + j, x, y, n);
 
         // conv(g, i, b): the accumulator of output channel 16b + g*og_v + i, in lane i*G + g.
         RDom r(0, ig, 0, int(kernel_w), 0, int(kernel_h), "r");
@@ -127,12 +143,13 @@ public:
         const Expr iy = y * int(stride_h) + r.z * int(dilation_h) - int(pad_top);
         conv(g, i, b, x, y, n) = 0.0f;
         conv(g, i, b, x, y, n) +=
-            weights(i * G + g, r.x, r.y, r.z, b) * staged(g, r.x, b, ix, iy, n);
+            weights(i * G + g, r.x, r.y, r.z, b) * staged(g, r.x, b / bpg, ix, iy, n);
 
         // Back to natural order: output lane l of a block reads accumulator lane
         // perm[l] = (l % og_v)*G + l/og_v.
         std::vector<int> perm(kWeightBlock);
-        for (int l = 0; l < kWeightBlock; ++l) perm[l] = (l % og_v) * G + l / og_v;
+        for (int l = 0; l < kWeightBlock; ++l)
+            perm[l] = (l % og_v) * G + l / og_v;
         const Expr p = lane_table(c % kWeightBlock, perm);
         Expr value = conv(p % G, p / G, c / kWeightBlock, x, y, n) + bias(c);
         if (residual_input) value += (*residual_input)(c, x, y, n);
@@ -148,25 +165,39 @@ public:
 
         // --- Schedule ---
         if (auto_schedule) return;  // an autoscheduler schedules it (see common.h)
+        // Blocks per register tile: 2 when two blocks belong to one group (og >= 32), so they
+        // share every X_j load and the tile has twice the accumulators for the same inputs.
+        int vb = oc_block > 0 ? int(oc_block) / kWeightBlock : (og % 32 == 0 ? 2 : 1);
+        if (vb < 1 || int(oc_block) % kWeightBlock || blocks % vb)
+            throw std::invalid_argument("oc_block must be a multiple of 16 dividing " +
+                                        std::to_string(int(out_channel_stride)));
         const int ty = std::clamp(int(tile_y), 1, int(out_height));
         int tx = tile_x;
         if (tx <= 0) {
-            // The largest budget: tx*ty accumulators + one row of X_j in 31 registers (16 on
-            // AVX2: 15). Among the tiles within it, the one wasting fewest columns (the last
-            // tile of a row is shifted inwards and recomputes overlap), then the widest.
-            const int regs = accumulator_registers(get_target()) >= 24 ? 31 : 15;
+            // Within the register budget (31 of 32 zmm: accumulators + one row of X_j), the
+            // widths with >= 8 independent accumulator registers (which hide the 4-cycle FMA
+            // latency on two FMA ports), then the fewest columns computed (the last tile of a
+            // row is shifted inwards and recomputes its overlap), then the widest. Narrower
+            // registers (AVX2: 16 ymm of 8 lanes) hold a 16-lane accumulator in 16/lanes
+            // registers, and an X_j in one when its G-float chunk fits.
+            const int lanes = natural_vector_size<float>();
+            const int per_vec = std::max(1, kWeightBlock / lanes);
+            const int regs = (accumulator_registers(get_target()) >= 24 ? 32 : 16) - 1;
+            const int x_regs = G <= lanes ? 1 : per_vec;
             auto row_inputs = [&](int t) {
                 return (t - 1) * int(stride_w) + (int(kernel_w) - 1) * int(dilation_w) + 1;
             };
-            int best_cols = 0;
+            auto better = [&](int t, int u) {  // is width t better than width u?
+                const bool tl = vb * t * ty * per_vec >= 8, ul = vb * u * ty * per_vec >= 8;
+                if (tl != ul) return tl;
+                const int tc = (int(out_width) + t - 1) / t * t;
+                const int uc = (int(out_width) + u - 1) / u * u;
+                return tc != uc ? tc < uc : t > u;
+            };
             tx = 1;
-            for (int t = 1; t <= int(out_width); ++t) {
-                if (t * ty + row_inputs(t) > regs) break;
-                const int cols = (int(out_width) + t - 1) / t * t;
-                if (best_cols == 0 || cols <= best_cols) {
-                    best_cols = cols;
-                    tx = t;
-                }
+            for (int t = 2; t <= int(out_width); ++t) {
+                if (vb * t * ty * per_vec + row_inputs(t) * x_regs > regs) break;
+                if (better(t, tx)) tx = t;
             }
         }
         tx = std::clamp(tx, 1, int(out_width));
@@ -178,19 +209,24 @@ public:
             const int l1_rows = (24 * 1024) / std::max(1, in_row_bytes);
             rows = (l1_rows - (int(kernel_h) - 1) * int(dilation_h)) / int(stride_h);
             rows = std::min(rows, int(out_height) / 8);
+            // Strided: consecutive output rows share only kh - stride staged rows, so more rows
+            // per task save little staging but grow the staged buffer (measured slower).
+            if (stride_h > 1) rows = 1;
         }
         rows = std::clamp(rows, ty, std::max(ty, int(out_height))) / ty * ty;
 
-        Var co("co"), ci("ci"), xo("xo"), xi("xi"), yt("yt"), yr("yr"), yo("yo"), yi("yi"),
-            task("task");
-        output.split(c, co, ci, kWeightBlock)
+        Var co("co"), ci("ci"), cb("cb"), cl("cl"), xo("xo"), xi("xi"), yt("yt"), yr("yr"),
+            yo("yo"), yi("yi"), task("task");
+        output.split(c, co, ci, vb * kWeightBlock)
+            .split(ci, cb, cl, kWeightBlock)
             .split(x, xo, xi, tx, TailStrategy::ShiftInwards)
             .split(y, yt, yr, rows, TailStrategy::ShiftInwards)
             .split(yr, yo, yi, ty, TailStrategy::ShiftInwards)
-            .vectorize(ci)
+            .vectorize(cl)
+            .unroll(cb)
             .unroll(xi)
             .unroll(yi)
-            .reorder(ci, xi, yi, xo, yo, co, yt, n)
+            .reorder(cl, cb, xi, yi, xo, yo, co, yt, n)
             .fuse(yt, n, task)
             .parallel(task);
         // Nested vectorization over (g, i) makes X_j a broadcast of a G-float load and the
@@ -198,7 +234,7 @@ public:
         staged.compute_at(output, co)
             .bound(g, 0, G)
             .bound(j, 0, ig)
-            .reorder(g, j, b, x, y, n)
+            .reorder(g, j, q, x, y, n)
             .vectorize(g)
             .vectorize(j);
         conv.bound(g, 0, G)
@@ -206,18 +242,20 @@ public:
             .compute_at(output, xo)
             .vectorize(g)
             .vectorize(i)
+            .unroll(b)
             .unroll(x)
             .unroll(y);
         conv.update()
-            .reorder(g, i, x, y, r.y, r.z, r.x, b, n)
+            .reorder(g, i, b, x, y, r.y, r.z, r.x, n)
             .vectorize(g)
             .vectorize(i)
+            .unroll(b)
             .unroll(x)
             .unroll(y)
             .unroll(r.y);
     }
 
-private:
+  private:
     // table[l] for l in [0, table.size()), as a chain of selects. Vectorized over l, every lane's
     // index is then a known constant offset from the first, so Halide lowers a load at
     // `base + lane_table(l, table)` to one dense load and one shuffle; the same permutation
@@ -225,11 +263,12 @@ private:
     // sequences (for G = 4).
     static Expr lane_table(const Expr& l, const std::vector<int>& table) {
         Expr e = table.back();
-        for (int k = int(table.size()) - 2; k >= 0; --k) e = select(l == k, table[k], e);
+        for (int k = int(table.size()) - 2; k >= 0; --k)
+            e = select(l == k, table[k], e);
         return e;
     }
 
-    Var c{"c"}, x{"x"}, y{"y"}, n{"n"}, g{"g"}, i{"i"}, j{"j"}, b{"b"};
+    Var c{"c"}, x{"x"}, y{"y"}, n{"n"}, g{"g"}, i{"i"}, j{"j"}, b{"b"}, q{"q"};
     Func conv{"conv"}, staged{"staged"};
 };
 

@@ -42,7 +42,7 @@ constexpr int kMaxOpset = 17;
 // arithmetic; real networks are far below them.
 constexpr int64_t kMaxDimension = int64_t(1) << 24;           // any tensor dimension
 constexpr int64_t kMaxConstantElements = int64_t(1) << 31;    // one initializer
-constexpr int64_t kFoldingBudget = int64_t(1) << 24;          // values created by folding, at least
+constexpr int64_t kFoldingBudget = int64_t(1) << 20;          // values created by folding, at least
 constexpr int64_t kMaxActivationElements = int64_t(1) << 36;  // one activation tensor
 constexpr int64_t kMaxWindowAttribute = 1 << 16;              // strides, pads, dilations
 constexpr size_t kMaxListedNodes = 4;
