@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <unistd.h>
 
 #include "io/npy.h"
 #include "reference/reference.h"
@@ -43,7 +44,9 @@ std::string slurp(const fs::path& p) {
 
 // Runs `cardinal <args>` (args are shell words; paths here have no spaces or quotes).
 Result run_cli(const std::string& args) {
-    const std::string out = tmp("stdout.txt"), err = tmp("stderr.txt");
+    // Named per process: ctest runs several test cases of this file at once.
+    const std::string id = std::to_string(getpid());
+    const std::string out = tmp("stdout-" + id + ".txt"), err = tmp("stderr-" + id + ".txt");
     const std::string command =
         "'" CARDINAL_CLI_PATH "' " + args + " >'" + out + "' 2>'" + err + "'";
     const int status = std::system(command.c_str());

@@ -1,3 +1,4 @@
+#include <unistd.h>
 // ONNX import against the real thing: torchvision networks and a custom one exported by PyTorch
 // at test time (tests/onnx/export_torchvision.py, through Debian's /usr/bin/python3), imported,
 // generated for this CPU and run on PyTorch's own input: relative L2 <= 1e-4 and the same top-1
@@ -135,7 +136,10 @@ struct CliResult {
     std::string out, err;
 };
 CliResult run_cli(const std::string& args) {
-    const std::string out = test_dir("cli/stdout.txt"), err = test_dir("cli/stderr.txt");
+    // Named per process: ctest runs several test cases at once.
+    const std::string id = std::to_string(getpid());
+    const std::string out = test_dir("cli/stdout-" + id + ".txt"),
+                      err = test_dir("cli/stderr-" + id + ".txt");
     const std::string command =
         "'" CARDINAL_CLI_PATH "' " + args + " >'" + out + "' 2>'" + err + "'";
     const int status = std::system(command.c_str());

@@ -1,3 +1,4 @@
+#include <unistd.h>
 // The machine-peak library: CPU feature checks, the FMA peak for every supported ISA and the memory
 // bandwidth give positive, finite, physically possible numbers (no speed thresholds: machines are
 // noisy), bad arguments are refused, and `cardinal peak` reports in text and JSON.
@@ -41,7 +42,9 @@ std::string slurp(const fs::path& p) {
 Result run_cli(const std::string& args) {
     const fs::path dir = fs::path(CARDINAL_TEST_TMPDIR) / "peak";
     fs::create_directories(dir);
-    const std::string out = (dir / "stdout.txt").string(), err = (dir / "stderr.txt").string();
+    const std::string id = std::to_string(getpid());  // ctest runs test cases at once
+    const std::string out = (dir / ("stdout-" + id + ".txt")).string(),
+                      err = (dir / ("stderr-" + id + ".txt")).string();
     const std::string command =
         "'" CARDINAL_CLI_PATH "' " + args + " >'" + out + "' 2>'" + err + "'";
     const int status = std::system(command.c_str());
