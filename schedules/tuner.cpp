@@ -25,7 +25,9 @@
 #include "codegen/kernel_compiler.h"
 #include "ir/builder.h"
 #include "ir/error.h"
+#include "passes/fold_batch_norm.h"
 #include "schedules/jit_runner.h"
+#include "schedules/reference_check.h"
 #include "schedules/schedule_space.h"
 
 namespace fs = std::filesystem;
@@ -156,6 +158,12 @@ class Harness {
         return a;
     }
     float* output() { return buffers_.back()->memory->data; }
+    std::vector<const float*> hosts() const {
+        std::vector<const float*> h;
+        for (const auto& b : buffers_)
+            h.push_back(b->memory->data);
+        return h;
+    }
     size_t output_size() const { return buffers_.back()->memory->size; }
     void poison_output() {
         std::fill(output(), output() + output_size(), std::numeric_limits<float>::quiet_NaN());
@@ -368,7 +376,7 @@ struct Layer {
     const PlannedStep* step = nullptr;  // the first step using the kernel
     int steps = 0;
     std::unique_ptr<Harness> harness;
-    std::vector<float> reference;  // the default schedule's output
+    std::vector<float> default_output;  // checked against the reference implementation
     std::unique_ptr<JitKernel> default_kernel;
     double default_ms = 0;
     const ScheduleEntry* entry = nullptr;  // recorded in the database before this run
@@ -398,6 +406,7 @@ class Tuner {
         go.targets = {o_.target};
         go.quiet = true;
         sources_ = generate_sources(graph, go);
+        folded_graph_ = fold_batch_norm(graph);
         model_ = graph.name;
     }
 
@@ -507,8 +516,9 @@ class Tuner {
                 if (int rc = l.default_kernel->call(args))
                     throw Error("the default schedule of " + l.base.str() +
                                 " failed with Halide error code " + std::to_string(rc));
-                l.reference.assign(l.harness->output(),
-                                   l.harness->output() + l.harness->output_size());
+                l.default_output.assign(l.harness->output(),
+                                        l.harness->output() + l.harness->output_size());
+                check_default_against_reference(l);
                 l.default_ms = time_kernel(*l.default_kernel, *l.harness, 0.1);
                 l.result.base = l.base;
                 l.result.layers = l.step->layers;
@@ -541,7 +551,12 @@ class Tuner {
                 l.result.knobs = l.entry->generator_params();
                 l.result.status = "recorded";
             }
-        progress_.line("defaults measured in " + fmt(seconds_since(start_), 1) + " s");
+        int matching = 0;
+        for (const Layer& l : layers_)
+            matching += l.result.reference_check == "matches";
+        progress_.line("defaults measured in " + fmt(seconds_since(start_), 1) + " s; " +
+                       std::to_string(matching) + " of " + std::to_string(layers_.size()) +
+                       " match the reference implementation");
     }
 
     int count_uncached(const std::vector<CompileTask>& tasks) const {
@@ -566,6 +581,24 @@ class Tuner {
         return l.size() > 300 ? l.substr(0, 300) + "..." : l;
     }
 
+    // The default schedule's output is the oracle every candidate of the layer is compared with;
+    // here it is itself compared with the reference implementation run on the same inputs. A
+    // mismatch is a bug in cardinal, not a bad candidate: tuning stops.
+    void check_default_against_reference(Layer& l) {
+        const ReferenceCheck c =
+            check_step_against_reference(folded_graph_, sources_.plan, *l.step, l.harness->hosts());
+        if (!c.checked) {
+            l.result.reference_check = "not checked: " + c.detail;
+            log("the default schedule of " + l.step->layers +
+                " is not checked against the reference: " + c.detail);
+            return;
+        }
+        if (!c.difference.empty())
+            throw Error("the default schedule of " + l.step->layers + " (" + l.base.str() +
+                        ") computes a wrong result: " + c.difference);
+        l.result.reference_check = "matches";
+    }
+
     // Loads, checks and times a compiled candidate: its median ms, or 0 with `why` set.
     double measure_candidate(Layer& l, const CompileTask& task, double seconds, std::string& why) {
         try {
@@ -576,7 +609,8 @@ class Tuner {
                 why = "Halide error code " + std::to_string(rc);
                 return 0;
             }
-            why = compare_outputs(l.harness->output(), l.reference.data(), l.reference.size());
+            why = compare_outputs(l.harness->output(), l.default_output.data(),
+                                  l.default_output.size());
             if (!why.empty()) return 0;
             return time_kernel(*kernel, *l.harness, seconds);
         } catch (const Error& e) {
@@ -896,6 +930,7 @@ class Tuner {
     int jobs_ = 1;
     fs::path cache_, log_dir_;
     GeneratedSources sources_;
+    Graph folded_graph_;  // what the plan's steps name (BatchNorm folded), for the reference
     std::string model_;
     std::unique_ptr<JitSession> session_;
     std::vector<Layer> layers_;  // by slot; destroyed (kernels unloaded) before session_

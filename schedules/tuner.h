@@ -6,9 +6,10 @@
 // object cache `generate` uses, so tuned kernels are not compiled twice), loaded through LLVM
 // ORC next to one shared Halide runtime (jit_runner.h), run once on a random input with the
 // layer's real packed weights and compared with the default schedule's output on the very same
-// buffers (a candidate that differs is rejected and logged; the default schedules themselves are
-// checked against the reference implementation by the generated-code test suite), then timed:
-// the median of warm repeats, with nothing else of the tuner running.
+// buffers (a candidate that differs is rejected and logged), then timed: the median of warm
+// repeats, with nothing else of the tuner running. The default schedule's output is first
+// checked against the reference implementation, run on the same inputs (reference_check.h); a
+// default that differs stops the tuner with an error.
 //
 // Search (strategy "search"): the default schedule of every layer is measured first; each layer
 // then gets a share of the remaining budget proportional to its share of the network's time
@@ -64,6 +65,7 @@ struct LayerResult {
     Knobs knobs;              // the recorded schedule (or generator params for adams2019)
     int trials = 0, rejected = 0, failed = 0;  // this run
     std::string status;                        // "tuned", "default best", "skipped: ...", ...
+    std::string reference_check;  // of the default schedule: "matches" or "not checked: why"
 };
 
 struct TuneResult {

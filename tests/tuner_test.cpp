@@ -1,5 +1,6 @@
 // The autotuner's mechanics (schedules/): the schedule space's filters, the JIT running a kernel
-// exactly as the generated library does, the search's correctness check, resuming from the
+// exactly as the generated library does, the search's correctness checks (defaults against the
+// reference, candidates against the default), resuming from the
 // database, the database's refusals, and `cardinal tune` feeding `cardinal generate`. Budgets
 // and layers are small: these test the machinery, not the speedups.
 #include <sys/wait.h>
@@ -15,7 +16,9 @@
 #include "codegen/kernel_compiler.h"
 #include "generated_test_util.h"
 #include "ir/error.h"
+#include "passes/fold_batch_norm.h"
 #include "schedules/jit_runner.h"
+#include "schedules/reference_check.h"
 #include "schedules/schedule_database.h"
 #include "schedules/schedule_space.h"
 #include "schedules/tuner.h"
@@ -324,11 +327,64 @@ TEST_CASE("a candidate computing something else is rejected", "[tuner]") {
     CHECK(db.entries().begin()->second.rejected == l.rejected);
 }
 
+TEST_CASE("a step's output is checked against the reference implementation", "[tuner]") {
+    // conv (BatchNorm folded) + residual add + ReLU in one step, with 20 channels stored as 32.
+    GraphBuilder b("reference_check", Shape{1, 20, 7, 6}, 9);
+    auto x = b.conv("conv", b.input(), ConvSpec::square(20, 3, 1, 1));
+    x = b.batch_norm("bn", x);
+    x = b.add("add", x, b.input());
+    x = b.relu("relu", x);
+    const Graph g = std::move(b).finish(x);
+    GenerateOptions o;
+    o.targets = {host_preset().halide};
+    o.quiet = true;
+    const NetworkPlan plan = generate_sources(g, o).plan;
+    const PlannedStep* step = nullptr;
+    for (const PlannedStep& s : plan.steps)
+        if (s.kind == StepKind::Kernel) step = &s;
+    REQUIRE(step);
+    REQUIRE(step->layers == "conv+add+relu");
+
+    // The step's arguments: the input (twice: conv operand and residual), weights, bias, output.
+    const PlannedTensor& in_t = plan.tensors[size_t(plan.input_tensor)];
+    const PlannedTensor& out_t = plan.tensors[size_t(step->output)];
+    const Tensor input = random_input(g.input_shape, 5);
+    std::vector<float> stored_in(size_t(in_t.stored_elements()));
+    rt::nchw_to_nhwc(input.ptr(), stored_in.data(), in_t.n, in_t.c, in_t.h, in_t.w,
+                     in_t.channel_stride);
+    std::vector<float> stored_out(size_t(out_t.stored_elements()));
+    const Tensor want = reference::run(g, input);
+    rt::nchw_to_nhwc(want.ptr(), stored_out.data(), out_t.n, out_t.c, out_t.h, out_t.w,
+                     out_t.channel_stride);
+    std::vector<const float*> args;
+    for (const KernelArg& a : step->args)
+        args.push_back(a.kind == KernelArg::Kind::Weights ? plan.blobs[size_t(a.index)].data.data()
+                       : a.index == step->output          ? stored_out.data()
+                                                          : stored_in.data());
+    const Graph folded = fold_batch_norm(g);
+
+    const tune::ReferenceCheck same = tune::check_step_against_reference(folded, plan, *step, args);
+    CHECK(same.checked);
+    CHECK(same.difference.empty());
+
+    stored_out[size_t(out_t.channel_stride) * 3 + 2] += 0.5f;  // pixel 3, channel 2
+    const tune::ReferenceCheck off = tune::check_step_against_reference(folded, plan, *step, args);
+    CHECK(off.checked);
+    CHECK_THAT(off.difference, Contains("1 of 840 outputs differ from the reference"));
+
+    // Padded channels are not outputs of the layer: what they hold does not matter.
+    stored_out[size_t(out_t.channel_stride) * 3 + 2] -= 0.5f;
+    stored_out[size_t(out_t.channel_stride) - 1] = 1e9f;
+    CHECK(tune::check_step_against_reference(folded, plan, *step, args).difference.empty());
+}
+
 TEST_CASE("tuning again continues from the database", "[tuner]") {
     const Graph g = two_conv_graph();
     const std::string dir = fresh_dir("resume");
     const std::string db_path = dir + "/db.json";
     const tune::TuneResult first = tune_network(g, tune_options(db_path, 6));
+    for (const tune::LayerResult& l : first.layers)
+        CHECK(l.reference_check == "matches");
     const auto db1 = tune::ScheduleDatabase::load(db_path);
     REQUIRE_FALSE(db1.entries().empty());
     for (const auto& [layer, e] : db1.entries()) {

@@ -39,7 +39,8 @@ int tune_command(const Args& args) {
     if (!parse_options({"tune", "(--model NAME | --onnx FILE) --budget SECONDS --db FILE [options]",
                         "Searches the schedule knobs of every unique layer kernel on this "
                         "machine: each candidate is compiled by Halide, loaded through LLVM's "
-                        "ORC JIT, checked against the default schedule's output and timed. Time "
+                        "ORC JIT, checked against the default schedule's output (itself checked "
+                        "against the reference implementation) and timed. Time "
                         "goes to layers in proportion to their share of the network's run time. "
                         "The database is saved after every layer; rerunning continues from it. "
                         "generate, run and bench use it with --schedules FILE."},
