@@ -95,12 +95,13 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target)
         std::vector<int> unrolls;
         for (int u : {1, 2, 4, 8})
             if (blocking.ci_per_block % u == 0) unrolls.push_back(u);
-        // Reduction chunks (1x1 convs whose threads split channel blocks): 0 = none.
+        // Reduction chunks (1x1 convs whose threads split channel blocks): 0 = none, else
+        // divisors of the block's input channels from 16 to 512 (728 gives 26, 28, 52, 56, 91,
+        // 104, 182, 364; powers of two alone left Xception's 728-channel layers none).
         std::vector<int> ci_blocks{0};
         if (param("kernel_h", 1) == 1 && param("kernel_w", 1) == 1)
-            for (int b : {32, 64, 128, 256})
-                if (b < blocking.ci_per_block && blocking.ci_per_block % b == 0)
-                    ci_blocks.push_back(b);
+            for (int b = 16; b <= 512 && b < blocking.ci_per_block; ++b)
+                if (blocking.ci_per_block % b == 0) ci_blocks.push_back(b);
         knobs_ = {{"oc_block", to_strings(blocks)},
                   {"tile_x", to_strings(within(tiles, 1, ow))},
                   {"tile_y", to_strings(within({1, 2, 3, 4, 6, 7}, 1, oh))},

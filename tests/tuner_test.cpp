@@ -161,6 +161,34 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
         for (int i = 0; i < 20; ++i)
             CHECK(space.random(a) == space.random(b));
     }
+    // Reduction chunks of a 1x1 conv divide its input channels, also when 16 does not
+    // (Xception's 728 = 8 x 7 x 13), and apply only to channel-block splits in co_outer order.
+    KernelSpec pointwise = conv;
+    const std::vector<std::pair<std::string, std::string>> pointwise_shape = {
+        {"in_channels", "728"},  {"in_channel_stride", "736"},
+        {"out_channels", "728"}, {"out_channel_stride", "736"},
+        {"in_height", "19"},     {"in_width", "19"},
+        {"out_height", "19"},    {"out_width", "19"},
+        {"kernel_h", "1"},       {"kernel_w", "1"},
+        {"pad_top", "0"},        {"pad_left", "0"}};
+    for (const auto& [k, v] : pointwise_shape)
+        pointwise.params[k] = v;
+    const tune::ScheduleSpace pspace(pointwise, resolve_target("x86-64-avx512"));
+    std::set<int> chunks;
+    SeededRandom prng(3);
+    for (int i = 0; i < 400; ++i) {
+        const tune::Knobs k = pspace.random(prng);
+        REQUIRE_FALSE(k.empty());
+        INFO(tune::knobs_str(k));
+        const int chunk = std::stoi(k.at("ci_block"));
+        if (chunk == 0) continue;
+        chunks.insert(chunk);
+        CHECK(728 % chunk == 0);
+        CHECK(chunk < 728);
+        CHECK(k.at("parallel") == "blocks");
+        CHECK(k.at("order") == "co_outer");
+    }
+    CHECK(chunks.size() >= 4);
     // The grouped conv: accumulators + one row of input vectors within 31 zmm.
     KernelSpec grouped{"cardinal_grouped_conv2d",
                        {{"batch", "1"},
@@ -588,6 +616,29 @@ TEST_CASE("cardinal tune writes a database that cardinal generate then uses", "[
             dir + "/none --schedules none",
         dir);
     CHECK(none.code == 0);
+
+    // bench runs the tuned and the default schedules interleaved, as two engines that agree.
+    const std::string json = dir + "/bench.json";
+    const CliResult bench = run_cli("bench --model mobilenet_v2 --resolution 32 --schedules " + db +
+                                        " --compare-schedules none --peers none --runs 3 "
+                                        "--threads 2 --layers --json " +
+                                        json,
+                                    dir);
+    REQUIRE(bench.code == 0);
+    CHECK_THAT(bench.out, Contains("generated / generated[none]") &&
+                              Contains("generated code with schedules none, per step"));
+    std::ifstream jf(json);
+    const nlohmann::json j = nlohmann::json::parse(jf);
+    REQUIRE(j["results"].size() == 2);
+    CHECK(j["results"][0]["engine"] == "generated");
+    CHECK(j["results"][1]["engine"] == "generated[none]");
+    CHECK_THAT(j["results"][1]["description"].get<std::string>(), Contains("schedules: none"));
+    REQUIRE(j["agreement"].size() == 1);
+    CHECK(j["agreement"][0]["relative_l2"].get<double>() <= 1e-5);
+    CHECK(j["compare_layers"].size() == j["layers"].size());
+    // Comparing schedules needs generated code on both sides.
+    CHECK(run_cli("bench --model mobilenet_v2 --engine reference --compare-schedules none", dir)
+              .code == 2);
 
     // Usage errors.
     CHECK(run_cli("tune --model mobilenet_v2 --db " + db, dir).code == 2);  // no --budget

@@ -105,6 +105,13 @@ std::vector<std::string> split(const std::string& s, char sep) {
     return out;
 }
 
+// How a --schedules value reads in a table: "none", the file's name, or the committed database.
+std::string schedules_label(const std::string& schedules) {
+    if (schedules.empty()) return "committed database";
+    if (schedules == "none") return "none";
+    return std::filesystem::path(schedules).filename().string();
+}
+
 std::string scientific(double x) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.2e", x);
@@ -152,7 +159,8 @@ int bench_command(const Args& args) {
     po::options_description options("Options");
     ModelOptions m;
     CodegenOptions c;
-    std::string engine = "generated", json_path, peers_arg = "reference", plot_path;
+    std::string engine = "generated", json_path, peers_arg = "reference", plot_path,
+                compare_schedules;
     int threads = 0, runs = 20, warmup = 3, reference_runs = 2;
     bool layers = false;
     add_model_options(options, m, /*with_seed=*/true);
@@ -162,6 +170,9 @@ int bench_command(const Args& args) {
          "Engine to benchmark: generated or reference")  //
         ("peers", po::value(&peers_arg)->value_name("LIST")->default_value("reference"),
          "Engines to compare with, comma-separated: reference, onednn, pytorch (or none)")  //
+        ("compare-schedules", po::value(&compare_schedules)->value_name("FILE|none"),
+         "Also run generated code built with this schedule database (none: built-in "
+         "defaults), interleaved with the first: two schedule sets compared in one run")  //
         ("threads", po::value(&threads)->value_name("N")->default_value(0),
          "Threads for generated code, oneDNN and PyTorch (0: all cores); the reference is "
          "single-threaded")                                                           //
@@ -186,6 +197,9 @@ int bench_command(const Args& args) {
     check_model_options(m);
     if (engine != "generated" && engine != "reference")
         throw UsageError("--engine must be one of: generated, reference; got '" + engine + "'");
+    if (!compare_schedules.empty() && engine != "generated")
+        throw UsageError(
+            "--compare-schedules compares generated code: it needs --engine generated");
     if (runs < 1 || warmup < 0 || reference_runs < 0 || threads < 0)
         throw UsageError(
             "--runs must be at least 1 and --warmup, --reference-runs, --threads "
@@ -216,13 +230,16 @@ int bench_command(const Args& args) {
 
     // Set up every engine (generation and model building happen here, untimed).
     std::vector<Engine> engines;
-    std::unique_ptr<LoadedNetwork> net;
+    std::unique_ptr<LoadedNetwork> net, net_b;  // net_b: built with --compare-schedules
     std::unique_ptr<peers::OnednnEngine> dnnl;
     std::unique_ptr<peers::PytorchPeer> torch;
     std::string target;
     std::vector<float> generated_output(static_cast<size_t>(out_elems)),
+        generated_b_output(static_cast<size_t>(out_elems)),
         onednn_output(static_cast<size_t>(out_elems));
-    std::unique_ptr<rt::Arena> arena;
+    std::unique_ptr<rt::Arena> arena, arena_b;
+    const std::string schedules_a = schedules_label(c.schedules),
+                      schedules_b = schedules_label(compare_schedules);
     Tensor reference_output;
     for (const std::string& name : kEngines) {
         if (!has(name)) continue;
@@ -234,13 +251,32 @@ int bench_command(const Args& args) {
             target = net->api().variant_targets[net->api().selected_variant(net->network())];
             net->api().set_num_threads(threads);
             arena = std::make_unique<rt::Arena>(net->api().arena_bytes);
-            e.description = "cardinal, " + target;
+            e.description = "cardinal, " + target + ", schedules: " + schedules_a;
             e.run = [&] {
                 const double t0 = rt::now_seconds();
                 net->run(input.ptr(), generated_output.data(), arena->data());
                 return rt::now_seconds() - t0;
             };
             e.output = [&] { return generated_output; };
+            if (!compare_schedules.empty()) {
+                // The same network and target with the other schedules, as its own engine.
+                engines.push_back(std::move(e));
+                e = Engine{};
+                e.name = "generated[" + schedules_b + "]";
+                e.runs = runs;
+                CodegenOptions cb = c;
+                cb.schedules = compare_schedules;
+                net_b = load_generated(g, cb);
+                net_b->api().set_num_threads(threads);
+                arena_b = std::make_unique<rt::Arena>(net_b->api().arena_bytes);
+                e.description = "cardinal, " + target + ", schedules: " + schedules_b;
+                e.run = [&] {
+                    const double t0 = rt::now_seconds();
+                    net_b->run(input.ptr(), generated_b_output.data(), arena_b->data());
+                    return rt::now_seconds() - t0;
+                };
+                e.output = [&] { return generated_b_output; };
+            }
         } else if (name == "reference") {
             e.runs = engine == "reference" ? runs : reference_runs;
             if (e.runs == 0) continue;  // --reference-runs 0 skips it
@@ -418,15 +454,23 @@ int bench_command(const Args& args) {
 
         // Both engines' steps, timed in interleaved rounds.
         const int gsteps = net ? net->api().num_steps : 0;
+        const int bsteps = net_b ? net_b->api().num_steps : 0;
         const int dsteps = dnnl ? dnnl->num_steps() : 0;
         std::vector<std::vector<double>> gper(static_cast<size_t>(gsteps)),
-            dper(static_cast<size_t>(dsteps));
-        std::vector<double> gsec(static_cast<size_t>(gsteps)), dsec(static_cast<size_t>(dsteps));
+            bper(static_cast<size_t>(bsteps)), dper(static_cast<size_t>(dsteps));
+        std::vector<double> gsec(static_cast<size_t>(gsteps)), bsec(static_cast<size_t>(bsteps)),
+            dsec(static_cast<size_t>(dsteps));
         for (int i = 0; i < runs; ++i) {
             if (net) {
                 net->run(input.ptr(), generated_output.data(), arena->data(), gsec.data());
                 for (int s = 0; s < gsteps; ++s)
                     gper[size_t(s)].push_back(gsec[size_t(s)]);
+            }
+            if (net_b) {
+                std::this_thread::sleep_for(kSettle);
+                net_b->run(input.ptr(), generated_b_output.data(), arena_b->data(), bsec.data());
+                for (int s = 0; s < bsteps; ++s)
+                    bper[size_t(s)].push_back(bsec[size_t(s)]);
             }
             if (dnnl) {
                 if (net) std::this_thread::sleep_for(kSettle);
@@ -487,21 +531,28 @@ int bench_command(const Args& args) {
         };
         using Row =
             std::tuple<std::string, std::string, std::string, int64_t, int64_t, std::string>;
+        auto generated_step = [&](const LoadedNetwork& n) {
+            return [&](int s) -> Row {
+                const std::string names = n.api().step_layers(s);
+                return {names,
+                        n.api().step_description(s),
+                        "",
+                        n.api().step_macs(s),
+                        n.api().step_macs(s) ? step_bytes(folded, index, names) : 0,
+                        n.api().step_schedule(s)};
+            };
+        };
         if (net) {
             nlohmann::json out;
-            layer_table(
-                "generated code, per step", gsteps,
-                [&](int s) -> Row {
-                    const std::string names = net->api().step_layers(s);
-                    return {names,
-                            net->api().step_description(s),
-                            "",
-                            net->api().step_macs(s),
-                            net->api().step_macs(s) ? step_bytes(folded, index, names) : 0,
-                            net->api().step_schedule(s)};
-                },
-                gper, out, false);
+            layer_table("generated code, per step", gsteps, generated_step(*net), gper, out, false);
             json["layers"] = out;
+        }
+        if (net_b) {
+            nlohmann::json out;
+            layer_table("generated code with schedules " + schedules_b + ", per step", bsteps,
+                        generated_step(*net_b), bper, out, false);
+            json["compare_layers"] = out;
+            json["compare_schedules"] = compare_schedules;
         }
         if (dnnl) {
             nlohmann::json out;
