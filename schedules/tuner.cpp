@@ -113,7 +113,6 @@ struct Floats {
 
 struct Buffer {
     std::unique_ptr<Floats> memory;
-    bool weights = false;  // packed weights or bias (read-only, from the weights file)
     halide_buffer_t buffer{};
     halide_dimension_t dims[5]{};
 };
@@ -132,7 +131,6 @@ class Harness {
                 span += (d.extent - 1) * d.stride;
             if (arg.dims.size() > 5) throw Error("a kernel argument with more than 5 dimensions");
             b->memory = std::make_unique<Floats>(size_t(span));
-            b->weights = arg.kind == KernelArg::Kind::Weights;
             if (arg.kind == KernelArg::Kind::Weights) {
                 const std::vector<float>& w = plan.blobs.at(size_t(arg.index)).data;
                 if (int64_t(w.size()) < span)
@@ -174,24 +172,28 @@ class Harness {
     void poison_output() {
         std::fill(output(), output() + output_size(), std::numeric_limits<float>::quiet_NaN());
     }
-    // Takes the weights out of every cache, as a network run finds them: between two uses of
-    // a layer's weights the rest of the network streams through the caches. Timed warm, a
-    // schedule whose threads each read all weights (rows split) looks as cheap as one that
-    // gives each thread half of them (channel blocks split), and in the network it is not.
-    void evict_weights() {
-        for (const auto& b : buffers_) {
-            if (!b->weights) continue;
+    // Takes the kernel's inputs (activations, weights, bias) out of every cache, as a network
+    // run finds them: between two uses of a layer's weights the rest of the network streams
+    // through the caches, and its input activations were just written by the previous layer,
+    // in part by the other core. Timed warm, every repeat finds all of it in its own L2: a 1x1
+    // conv whose threads each read all weights (rows split) then looks as cheap as one that
+    // gives each thread half (channel blocks split), and a reduction chunked over input
+    // channels (strided reads of the input) as cheap as one streaming whole pixels; inside a
+    // network neither is.
+    void evict_inputs() {
+        for (size_t i = 0; i + 1 < buffers_.size(); ++i) {  // the last buffer is the output
+            const auto& b = buffers_[i];
             const char* p = reinterpret_cast<const char*>(b->memory->data);
             const size_t bytes = b->memory->size * sizeof(float);
 #if defined(__x86_64__)
-            for (size_t i = 0; i < bytes; i += 64)
-                _mm_clflush(p + i);
+            for (size_t offset = 0; offset < bytes; offset += 64)
+                _mm_clflush(p + offset);
             _mm_mfence();
 #else
             // No user-level flush: stream a scrub buffer larger than the caches instead.
             static std::vector<char> scrub(size_t(64) << 20);
-            for (size_t i = 0; i < scrub.size(); i += 64)
-                scrub[i] = char(scrub[i] + 1);
+            for (size_t offset = 0; offset < scrub.size(); offset += 64)
+                scrub[offset] = char(scrub[offset] + 1);
             (void)p;
             (void)bytes;
             break;
@@ -242,7 +244,7 @@ double median(std::vector<double> v) {
 double time_kernel(const JitKernel& k, Harness& h, double seconds, int min_reps = 5,
                    int max_reps = 200) {
     auto args = h.args();
-    h.evict_weights();
+    h.evict_inputs();
     auto t0 = Clock::now();
     if (int rc = k.call(args)) throw Error("Halide error code " + std::to_string(rc));
     const double first = std::max(seconds_since(t0), 1e-6);
@@ -250,7 +252,7 @@ double time_kernel(const JitKernel& k, Harness& h, double seconds, int min_reps 
     std::vector<double> t;
     t.reserve(size_t(reps));
     for (int i = 0; i < reps; ++i) {
-        h.evict_weights();
+        h.evict_inputs();
         t0 = Clock::now();
         if (int rc = k.call(args)) throw Error("Halide error code " + std::to_string(rc));
         t.push_back(seconds_since(t0) * 1e3);
