@@ -6,8 +6,9 @@
 // object cache `generate` uses, so tuned kernels are not compiled twice), loaded through LLVM
 // ORC next to one shared Halide runtime (jit_runner.h), run once on a random input with the
 // layer's real packed weights and compared with the default schedule's output on the very same
-// buffers (a candidate that differs is rejected and logged), then timed: the median of warm
-// repeats, with nothing else of the tuner running. The default schedule's output is first
+// buffers (a candidate that differs is rejected and logged), then timed: the median of
+// repeats, each with the kernel's inputs and weights flushed from the caches first (as a network
+// run finds them), with nothing else of the tuner running. The default schedule's output is first
 // checked against the reference implementation, run on the same inputs (reference_check.h); a
 // default that differs stops the tuner with an error.
 //
