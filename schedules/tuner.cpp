@@ -47,6 +47,10 @@ using Clock = std::chrono::steady_clock;
 constexpr double kSameBudgetClass = 0.67;
 // A layer whose time share is below this is not worth a batch of candidates.
 constexpr double kMinLayerSeconds = 1.0;
+// The search's best candidates re-timed against the default at the end of a layer: at most this
+// many, each within this factor of the best search-time measurement.
+constexpr size_t kFinalists = 3;
+constexpr double kFinalistWithin = 1.15;
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -654,14 +658,28 @@ class Tuner {
     }
 
     // Times the default and `best` alternately: fair under a drifting machine load.
-    std::pair<double, double> confirm(Layer& l, const CompileTask& best) {
-        auto kernel = session_->load(best.object.string(), best.function);
-        std::vector<double> d, b;
+    // The default and each candidate re-timed in interleaved rounds (drift on a busy machine
+    // hits them alike): the default's median, then each candidate's, in the order given.
+    std::pair<double, std::vector<double>> confirm(Layer& l,
+                                                   const std::vector<const CompileTask*>& tasks) {
+        std::vector<std::unique_ptr<JitKernel>> kernels;
+        for (const CompileTask* t : tasks)
+            kernels.push_back(session_->load(t->object.string(), t->function));
+        std::vector<double> d;
+        std::vector<std::vector<double>> c(tasks.size());
         for (int round = 0; round < 3; ++round) {
             d.push_back(time_kernel(*l.default_kernel, *l.harness, 0.1));
-            b.push_back(time_kernel(*kernel, *l.harness, 0.1));
+            for (size_t i = 0; i < kernels.size(); ++i)
+                c[i].push_back(time_kernel(*kernels[i], *l.harness, 0.1));
         }
-        return {median(d), median(b)};
+        std::vector<double> medians;
+        for (const auto& times : c)
+            medians.push_back(median(times));
+        return {median(d), medians};
+    }
+    std::pair<double, double> confirm(Layer& l, const CompileTask& best) {
+        const auto [d, b] = confirm(l, std::vector<const CompileTask*>{&best});
+        return {d, b[0]};
     }
 
     ScheduleEntry new_entry(const Layer& l) const {
@@ -829,20 +847,35 @@ class Tuner {
             batch_cost = seconds_since(b0);
         }
 
-        // The winner, re-timed against the default; kept only if faster.
+        // The best few, re-timed against the default; the fastest is kept only if faster than
+        // the default. A single search-time measurement on a busy machine can be lucky, so the
+        // first-ranked alone would favour whichever candidate the noise flattered most.
         Knobs winner;
         double winner_ms = l.default_ms, default_ms = l.default_ms;
-        std::vector<CompileTask> best{task_for(l.base, results.front().first, true)};
-        if (!results.front().first.empty()) compile(best);
-        if (!results.front().first.empty() && best[0].error.empty()) {
-            const auto [d, b] = confirm(l, best[0]);
-            default_ms = d;
-            if (b < 0.99 * d) {
-                winner = results.front().first;
-                winner_ms = b;
-            } else {
-                winner_ms = d;
+        std::vector<Knobs> finalist_knobs;
+        std::vector<CompileTask> finalists;
+        for (const auto& [k, ms] : results) {
+            if (finalists.size() == kFinalists) break;
+            if (k.empty() || ms >= kFinalistWithin * results.front().second) continue;
+            finalist_knobs.push_back(k);
+            finalists.push_back(task_for(l.base, k, true));
+        }
+        compile(finalists);
+        std::vector<const CompileTask*> compiled;
+        std::vector<const Knobs*> compiled_knobs;
+        for (size_t i = 0; i < finalists.size(); ++i)
+            if (finalists[i].error.empty()) {
+                compiled.push_back(&finalists[i]);
+                compiled_knobs.push_back(&finalist_knobs[i]);
             }
+        if (!compiled.empty()) {
+            const auto [d, times] = confirm(l, compiled);
+            default_ms = winner_ms = d;
+            for (size_t i = 0; i < compiled.size(); ++i)
+                if (times[i] < 0.99 * d && times[i] < winner_ms) {
+                    winner = *compiled_knobs[i];
+                    winner_ms = times[i];
+                }
         }
         const double used = seconds_since(t0);
         progress_.layer(index, int(layers_.size()), name, used, budget, trials, rejected + failed,

@@ -16,8 +16,8 @@
 // then gets a share of the remaining budget proportional to its share of the network's time
 // (steps using the kernel x the default's time). Within a layer: random valid samples of the
 // space first, then mostly mutations of the best candidates so far (a small evolutionary
-// search), until its share is spent or its space is exhausted. The winner is re-timed against the
-// default, interleaved, and kept only if it is faster. Candidates depend only on --seed, the
+// search), until its share is spent or its space is exhausted. The best three are re-timed
+// against the default, interleaved, and the fastest is kept only if it beats the default. Candidates depend only on --seed, the
 // layer and what was measured. The database is saved after every layer; a rerun skips layers
 // recorded with about the budget class they would get now (their share of the whole budget),
 // and refines those recorded with a smaller one, starting from the best candidates recorded.
