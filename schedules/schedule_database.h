@@ -54,7 +54,7 @@ struct ScheduleEntry {
     // Budget class: the layer's share of the whole --budget when it was last tuned (a rerun
     // whose share is about the same keeps the entry; a larger one refines it).
     double budget_s = 0;
-    double seconds = 0;   // tuning time spent on it (cumulative)
+    double seconds = 0;                         // tuning time spent on it (cumulative)
     std::vector<std::pair<Knobs, double>> top;  // best candidates seen, fastest first
     std::string cpu, halide_version, cardinal_version, date;
 

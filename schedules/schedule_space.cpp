@@ -69,8 +69,8 @@ int ScheduleSpace::knob(const Knobs& k, const std::string& name) const {
     return it == k.end() ? 0 : to_int(it->second);
 }
 
-ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target)
-    : generator_(base.generator), base_(base) {
+ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, int threads)
+    : generator_(base.generator), base_(base), threads_(std::max(0, threads)) {
     registers_ = vector_register_count(target);
     natural_vec_ = natural_float_lanes(target);
     big_register_file_ = registers_ >= 32;
@@ -351,8 +351,71 @@ Knobs ScheduleSpace::canonical(const Knobs& knobs) const {
     return k;
 }
 
+namespace {
+
+// Largest number of work units one of `threads` threads gets when `tasks` (unit counts, in loop
+// order) are taken by whichever thread is free first, as Halide's thread pool hands them out.
+int longest_share(const std::vector<int>& tasks, int threads) {
+    std::vector<int> load(size_t(std::max(1, threads)), 0);
+    for (int t : tasks)
+        *std::min_element(load.begin(), load.end()) += t;
+    return *std::max_element(load.begin(), load.end());
+}
+
+// `units` units in tasks of `per_task` (the last one the rest, or all of `per_task` when the
+// split shifts its last task inwards and recomputes the overlap).
+std::vector<int> tasks_of(int units, int per_task, bool last_full) {
+    std::vector<int> tasks;
+    for (int done = 0; done < units; done += per_task)
+        tasks.push_back(last_full ? per_task : std::min(per_task, units - done));
+    return tasks;
+}
+
+// Coarser row tasks than the finest split save a little per-task overhead; they are not worth a
+// trial when they leave one thread this much more work than the finest split does (28 rows in
+// tasks of 16 on 2 threads: 16 rows against 14, 1.14).
+constexpr double kMaxRowImbalance = 1.05;
+
+}  // namespace
+
+double ScheduleSpace::row_imbalance(const Knobs& k) const {
+    if (threads_ <= 1) return 1.0;
+    const int batch = param("batch", 1);
+    if (generator_ == "cardinal_conv2d") {
+        if (k.at("parallel") == "blocks") return 1.0;
+        // Tasks are runs of rows_per_task / tile_y tile rows over (tile rows x batch).
+        const int ty = std::max(1, knob(k, "tile_y"));
+        const int units = batch * ((param("out_height", 1) + ty - 1) / ty);
+        const int per_task = std::max(1, knob(k, "rows_per_task") / ty);
+        return double(longest_share(tasks_of(units, per_task, false), threads_)) /
+               longest_share(tasks_of(units, 1, false), threads_);
+    }
+    if (generator_ == "cardinal_grouped_conv2d") {
+        // Tasks of rows_per_task rows per image, the last shifted inwards (all the same cost).
+        const int oh = param("out_height", 1), ty = std::max(1, knob(k, "tile_y"));
+        const int rows = std::max(1, knob(k, "rows_per_task"));
+        auto share = [&](int r) {
+            std::vector<int> tasks;
+            for (int n = 0; n < batch; ++n)
+                for (int t : tasks_of(oh, r, true))
+                    tasks.push_back(t);
+            return longest_share(tasks, threads_);
+        };
+        return double(share(rows)) / share(std::min(ty, oh));
+    }
+    if (generator_ == "cardinal_depthwise_conv2d" || generator_ == "cardinal_pool2d") {
+        if (k.count("order") && k.at("order") == "channels_parallel") return 1.0;
+        const int units = batch * param("out_height", 1);
+        const int per_task = std::max(1, knob(k, "rows_per_task"));
+        return double(longest_share(tasks_of(units, per_task, false), threads_)) /
+               longest_share(tasks_of(units, 1, false), threads_);
+    }
+    return 1.0;
+}
+
 bool ScheduleSpace::valid(const Knobs& knobs) const {
     const Knobs k = resolve(knobs);
+    if (row_imbalance(k) > kMaxRowImbalance) return false;
     if (generator_ == "cardinal_conv2d") {
         const int vec = natural_vec_, ob = knob(k, "oc_block"), tx = knob(k, "tile_x"),
                   ty = knob(k, "tile_y");

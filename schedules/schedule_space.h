@@ -31,9 +31,9 @@ struct KnobDomain {
 class ScheduleSpace {
   public:
     // base: the layer kernel (generator + layer params, no schedule knobs); target: a Halide
-    // target string. Generators without knobs worth searching (softmax) or unknown to the space
-    // give an empty space.
-    ScheduleSpace(const KernelSpec& base, const std::string& target);
+    // target string; threads: how many threads will run the kernel (0: unknown). Generators
+    // without knobs worth searching (softmax) or unknown to the space give an empty space.
+    ScheduleSpace(const KernelSpec& base, const std::string& target, int threads = 0);
 
     const std::string& generator() const { return generator_; }
     const std::vector<KnobDomain>& knobs() const { return knobs_; }
@@ -48,7 +48,9 @@ class ScheduleSpace {
     // Drops knobs that do not matter given the others (e.g. rows_per_task when threads split
     // channel blocks), so equivalent candidates compare equal.
     Knobs canonical(const Knobs& knobs) const;
-    // False for a combination the generator rejects or that cannot fit the register file.
+    // False for a combination the generator rejects or that cannot fit the register file, and,
+    // when the thread count is known, for row tasks so coarse that the threads' shares of rows
+    // are further apart than with the finest split (see kMaxRowImbalance).
     bool valid(const Knobs& knobs) const;
 
     // A valid full assignment drawn uniformly per knob (rejection sampling); empty if none found.
@@ -68,6 +70,12 @@ class ScheduleSpace {
     std::string generator_;
     KernelSpec base_;
     std::vector<KnobDomain> knobs_;
+    // Longest thread's share of the rows when rows are handed out in the tasks `knobs` makes,
+    // over that share with the finest tasks the layer allows; 1 for schedules whose threads do
+    // not split rows.
+    double row_imbalance(const Knobs& resolved) const;
+
+    int threads_ = 0;                 // threads running the kernel, 0: unknown
     int registers_ = 16;              // architectural vector registers
     int natural_vec_ = 8;             // float lanes of the target's vectors
     bool big_register_file_ = false;  // AVX-512 / AArch64: 32 registers

@@ -435,6 +435,8 @@ class Tuner {
         if (o_.strategy != kStrategySearch && o_.strategy != kStrategyAdams2019)
             throw Error("unknown strategy '" + o_.strategy + "' (search or adams2019)");
         jobs_ = o_.jobs > 0 ? o_.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
+        threads_ =
+            o_.threads > 0 ? o_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
         cache_ = fs::path(o_.cache_dir.empty() ? default_cache_dir() : o_.cache_dir) / "objects";
         fs::create_directories(cache_);
         log_dir_ = cache_.parent_path() / ("tune-logs-" + std::to_string(::getpid()));
@@ -741,7 +743,7 @@ class Tuner {
     // refined for the part of `budget` its recorded class does not cover.
     double search_layer(int index, Layer& l, double budget_class, double budget) {
         const auto t0 = Clock::now();
-        const ScheduleSpace space(l.base, o_.target);
+        const ScheduleSpace space(l.base, o_.target, threads_);
         const std::string name = l.step->layers;
         if (space.empty()) {
             l.result.status = "no knobs";
@@ -995,6 +997,7 @@ class Tuner {
     Progress progress_;
     ScheduleDatabase db_;
     int jobs_ = 1;
+    int threads_ = 1;  // threads the timed kernels run with
     fs::path cache_, log_dir_;
     GeneratedSources sources_;
     Graph folded_graph_;  // what the plan's steps name (BatchNorm folded), for the reference

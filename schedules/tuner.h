@@ -17,10 +17,11 @@
 // (steps using the kernel x the default's time). Within a layer: random valid samples of the
 // space first, then mostly mutations of the best candidates so far (a small evolutionary
 // search), until its share is spent or its space is exhausted. The best three are re-timed
-// against the default, interleaved, and the fastest is kept only if it beats the default. Candidates depend only on --seed, the
-// layer and what was measured. The database is saved after every layer; a rerun skips layers
-// recorded with about the budget class they would get now (their share of the whole budget),
-// and refines those recorded with a smaller one, starting from the best candidates recorded.
+// against the default, interleaved, and the fastest is kept only if it beats the default.
+// Candidates depend only on --seed, the layer and what was measured. The database is saved after
+// every layer; a rerun skips layers recorded with about the budget class they would get now (their
+// share of the whole budget), and refines those recorded with a smaller one, starting from the best
+// candidates recorded.
 //
 // Strategy "adams2019": every layer is scheduled by Halide's Adams2019 autoscheduler instead
 // (checked and timed the same way) and recorded in its own database as an autoscheduled entry.

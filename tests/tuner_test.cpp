@@ -258,6 +258,105 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
               .empty());
 }
 
+TEST_CASE("with a thread count, the schedule space leaves out row tasks that unbalance threads",
+          "[tuner]") {
+    // ResNeXt-50's layer2 1x1 conv: 28 rows.
+    KernelSpec conv{"cardinal_conv2d",
+                    {{"batch", "1"},
+                     {"in_channels", "256"},
+                     {"in_channel_stride", "256"},
+                     {"in_height", "28"},
+                     {"in_width", "28"},
+                     {"out_channels", "512"},
+                     {"out_channel_stride", "512"},
+                     {"out_height", "28"},
+                     {"out_width", "28"},
+                     {"kernel_h", "1"},
+                     {"kernel_w", "1"},
+                     {"stride_h", "1"},
+                     {"stride_w", "1"},
+                     {"pad_top", "0"},
+                     {"pad_left", "0"},
+                     {"dilation_h", "1"},
+                     {"dilation_w", "1"},
+                     {"groups", "1"},
+                     {"activation", "relu"}}};
+    const std::string target = resolve_target("x86-64-avx512");
+    const tune::Knobs base{{"oc_block", "64"}, {"tile_x", "7"},      {"tile_y", "1"},
+                           {"ci_unroll", "1"}, {"parallel", "rows"}, {"order", "pixel_outer"},
+                           {"ci_block", "0"}};
+    auto with_rows = [&](int rows, int tile_y = 1) {
+        tune::Knobs k = base;
+        k["rows_per_task"] = std::to_string(rows);
+        k["tile_y"] = std::to_string(tile_y);
+        if (tile_y > 1) k["tile_x"] = "3";  // 4 vectors x 3 x 2 accumulators fit 32 registers
+        return k;
+    };
+    const tune::ScheduleSpace unknown(conv, target), two(conv, target, 2), three(conv, target, 3);
+    // Thread count unknown: every task size is a candidate.
+    CHECK(unknown.valid(with_rows(16)));
+    // 2 threads: tasks of 16 rows leave 16 against 12 (the finest split gives 14 each); tasks of
+    // 4 rows are 7 tasks (16 against 12 again); 2 and 14 rows split evenly.
+    CHECK_FALSE(two.valid(with_rows(16)));
+    CHECK_FALSE(two.valid(with_rows(4)));
+    CHECK_FALSE(two.valid(with_rows(8)));
+    CHECK(two.valid(with_rows(2)));
+    CHECK(two.valid(with_rows(0)));
+    // Tile rows of 2: 14 of them, 7 per thread when each is a task; tasks of 2 tile rows are 7
+    // tasks, 4 | 3 of them.
+    CHECK(two.valid(with_rows(0, 2)));
+    CHECK_FALSE(two.valid(with_rows(4, 2)));
+    // 3 threads: 28 rows are 10 | 9 | 9 at best; tasks of 2 as well (5 | 5 | 4 tasks); tasks of 8
+    // give 12 | 8 | 8.
+    CHECK(three.valid(with_rows(0)));
+    CHECK(three.valid(with_rows(2)));
+    CHECK_FALSE(three.valid(with_rows(8)));
+    // Threads over channel blocks split no rows.
+    tune::Knobs blocks = with_rows(16);
+    blocks["parallel"] = "blocks";
+    blocks["order"] = "co_outer";
+    CHECK(two.valid(blocks));
+    // What the search proposes for 2 threads never unbalances them.
+    SeededRandom rng(4);
+    int row_splits = 0;
+    for (int i = 0; i < 300; ++i) {
+        const tune::Knobs k = i % 2 ? two.random(rng) : two.mutate(two.resolve({}), rng);
+        REQUIRE_FALSE(k.empty());
+        INFO(tune::knobs_str(k));
+        if (k.at("parallel") != "rows" || k.at("tile_y") != "1") continue;
+        ++row_splits;
+        CHECK((k.at("rows_per_task") == "0" || k.at("rows_per_task") == "2"));
+    }
+    CHECK(row_splits > 0);
+
+    // Grouped 3x3 at 14x14: tasks of 4 rows (the last shifted inwards) are 4 tasks of 4 rows,
+    // 8 rows against the 7 of one row per task.
+    KernelSpec grouped{"cardinal_grouped_conv2d",
+                       {{"batch", "1"},
+                        {"in_channels", "512"},
+                        {"in_channel_stride", "512"},
+                        {"in_height", "14"},
+                        {"in_width", "14"},
+                        {"out_channels", "512"},
+                        {"out_channel_stride", "512"},
+                        {"out_height", "14"},
+                        {"out_width", "14"},
+                        {"kernel_h", "3"},
+                        {"kernel_w", "3"},
+                        {"stride_h", "1"},
+                        {"stride_w", "1"},
+                        {"pad_top", "1"},
+                        {"pad_left", "1"},
+                        {"dilation_h", "1"},
+                        {"dilation_w", "1"},
+                        {"groups", "32"},
+                        {"activation", "relu"}}};
+    const tune::ScheduleSpace gtwo(grouped, target, 2);
+    CHECK_FALSE(gtwo.valid({{"rows_per_task", "4"}, {"tile_y", "1"}}));
+    CHECK(gtwo.valid({{"rows_per_task", "7"}, {"tile_y", "1"}}));
+    CHECK(gtwo.valid({{"rows_per_task", "1"}, {"tile_y", "1"}}));
+}
+
 TEST_CASE("a kernel run through the JIT gives the AOT network's output bit for bit", "[tuner]") {
     GraphBuilder b("jit_vs_aot", Shape{1, 24, 10, 9}, 7);
     auto x = b.conv("conv", b.input(), ConvSpec::square(40, 3, 1, 1));
