@@ -110,6 +110,7 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, 
                   {"rows_per_task", to_strings(within({0, 2, 4, 8, 16}, 0, oh))},
                   {"order", {"co_outer", "pixel_outer"}},
                   {"ci_block", to_strings(ci_blocks)}};
+        if (conv_zero_padded()) knobs_.push_back({"stage_input", {"true", "false"}});
     } else if (generator_ == "cardinal_grouped_conv2d") {
         // See grouped_conv2d_generator.cpp: oc_block, tile_x, tile_y, rows_per_task.
         const int oh = param("out_height", 1), ow = param("out_width", 1),
@@ -161,6 +162,15 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, 
                  knobs_.end());
 }
 
+bool ScheduleSpace::conv_zero_padded() const {
+    const int reach_h = (param("out_height", 1) - 1) * param("stride_h", 1) +
+                        (param("kernel_h", 1) - 1) * param("dilation_h", 1) - param("pad_top", 0);
+    const int reach_w = (param("out_width", 1) - 1) * param("stride_w", 1) +
+                        (param("kernel_w", 1) - 1) * param("dilation_w", 1) - param("pad_left", 0);
+    return param("pad_top", 0) > 0 || param("pad_left", 0) > 0 ||
+           reach_h >= param("in_height", 1) || reach_w >= param("in_width", 1);
+}
+
 double ScheduleSpace::size() const {
     if (knobs_.empty()) return 0;
     double s = 1;
@@ -193,14 +203,7 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
             // The generator's default_tile_x: within the accumulator budget, the width wasting
             // the fewest columns, then the widest, with at least 8 accumulators if possible.
             int budget = big_register_file_ ? 28 : 12;
-            const int reach_h = (oh - 1) * param("stride_h", 1) +
-                                (param("kernel_h", 1) - 1) * param("dilation_h", 1) -
-                                param("pad_top", 0);
-            const int reach_w = (ow - 1) * param("stride_w", 1) +
-                                (param("kernel_w", 1) - 1) * param("dilation_w", 1) -
-                                param("pad_left", 0);
-            const bool padded = param("pad_top", 0) > 0 || param("pad_left", 0) > 0 ||
-                                reach_h >= param("in_height", 1) || reach_w >= param("in_width", 1);
+            const bool padded = conv_zero_padded();
             if (budget == 28 && vectors < 4 && padded) budget = 24;
             const int max_t = std::max(1, std::min(ow, budget / (vectors * ty)));
             const int min_t = std::min(max_t, (8 + vectors * ty - 1) / (vectors * ty));
@@ -218,6 +221,7 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
         set_default("ci_block", "0");
         set_default("order", "co_outer");
         set_default("rows_per_task", "0");
+        if (conv_zero_padded()) set_default("stage_input", "true");
         if (!k.count("parallel") || k["parallel"] == "auto") {
             const int row_tasks = param("batch", 1) * ((oh + ty - 1) / ty);
             k["parallel"] = row_tasks >= 16 || row_tasks >= ocs / kWeightBlock ? "rows" : "blocks";

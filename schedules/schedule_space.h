@@ -66,6 +66,9 @@ class ScheduleSpace {
   private:
     int param(const std::string& name, int fallback = 0) const;
     int knob(const Knobs& k, const std::string& name) const;  // from a resolved assignment
+    // True when some output pixel of a cardinal_conv2d layer reads the zero padding (the
+    // generator's needs_zero_padding; only then does stage_input matter).
+    bool conv_zero_padded() const;
 
     std::string generator_;
     KernelSpec base_;

@@ -12,8 +12,9 @@ using namespace cardinal::test;
 namespace {
 
 // Generated output within 1e-5 relative L2 of the reference (float sums in another order).
-void check_matches_reference(const Graph& g, const std::string& tag) {
-    auto net = generate_and_load(g, tag);
+void check_matches_reference(const Graph& g, const std::string& tag,
+                             ScheduleLookup schedules = {}) {
+    auto net = generate_and_load(g, tag, "host", std::move(schedules));
     for (uint64_t seed : {1u, 2u}) {
         const Tensor input = random_input(g.input_shape, seed);
         const Tensor want = reference::run(g, input);
@@ -59,6 +60,32 @@ TEST_CASE("generated conv: dilation 2 and a 7x7 stride-2 stem on 3 channels") {
     auto y = b.conv("stem", b.input(), conv_spec(16, 7, 7, 2, 2, {3, 3, 3, 3}, 1, 1, false));
     y = b.conv("dil", y, conv_spec(20, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 1, true));
     check_matches_reference(std::move(b).finish(y), "conv_dilated");
+}
+
+TEST_CASE("generated padded conv: input staged per task or per image, or read in place") {
+    // Zero-padded dense convs stage their input rows (zero border included) by default; the
+    // schedule decides where: per row task (threads split rows, tasks of 1 or more tile rows),
+    // once (threads split channel blocks), or not at all (stage_input=false).
+    // 3 input channels (staged with vectors along x), 20 (a vector and a tail), stride 2 with
+    // asymmetric padding, a 5x5 kernel; batch 2.
+    GraphBuilder b("conv_staged", Shape{2, 3, 11, 13}, 8);
+    auto y = b.conv("rgb", b.input(), conv_spec(20, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, true));
+    y = b.conv("s2", y, conv_spec(48, 3, 3, 2, 2, {1, 0, 1, 1}, 1, 1, false));
+    y = b.conv("k5", y, conv_spec(16, 5, 5, 1, 1, {2, 2, 2, 2}, 1, 1, true));
+    const Graph g = std::move(b).finish(y);
+    const std::vector<std::map<std::string, std::string>> schedules = {
+        {{"stage_input", "false"}},
+        {{"parallel", "rows"}, {"tile_y", "2"}, {"tile_x", "3"}, {"rows_per_task", "4"}},
+        {{"parallel", "rows"}, {"order", "pixel_outer"}},
+        {{"parallel", "blocks"}, {"oc_block", "16"}}};
+    for (size_t i = 0; i < schedules.size(); ++i) {
+        const auto knobs = schedules[i];
+        check_matches_reference(
+            g, "conv_staged_" + std::to_string(i),
+            [knobs](const KernelSpec& spec, const std::string&) {
+                return spec.generator == "cardinal_conv2d" ? std::optional(knobs) : std::nullopt;
+            });
+    }
 }
 
 TEST_CASE("generated grouped conv: groups 2 and 3 with odd channels per group") {

@@ -22,10 +22,13 @@ inline std::string test_dir(const std::string& tag) {
     return p.string();
 }
 
-// Generates `graph` for this CPU (or `target`) into a fresh folder and loads it.
+// Generates `graph` for this CPU (or `target`) into a fresh folder and loads it; `schedules`
+// empty: every kernel with its generator's defaults.
 inline std::unique_ptr<LoadedNetwork> generate_and_load(const Graph& graph, const std::string& tag,
-                                                        const std::string& target = "host") {
+                                                        const std::string& target = "host",
+                                                        ScheduleLookup schedules = {}) {
     GenerateOptions o;
+    o.schedules = std::move(schedules);
     o.out_dir = test_dir(tag);
     std::filesystem::remove_all(o.out_dir);
     o.targets = resolve_targets(target);
@@ -38,7 +41,8 @@ inline std::unique_ptr<LoadedNetwork> generate_and_load(const Graph& graph, cons
 inline Tensor random_input(const Shape& shape, uint64_t seed) {
     Tensor t(shape);
     SeededRandom rng(seed);
-    for (float& v : t.data) v = rng.uniform(-1.0f, 1.0f);
+    for (float& v : t.data)
+        v = rng.uniform(-1.0f, 1.0f);
     return t;
 }
 
@@ -65,7 +69,8 @@ inline std::vector<size_t> top1(const std::vector<float>& v, size_t rows) {
 // Runs the generated network on `input`.
 inline std::vector<float> run_generated(const LoadedNetwork& net, const Tensor& input) {
     int64_t n = 1;
-    for (int i = 0; i < net.api().output_rank; ++i) n *= net.api().output_shape[i];
+    for (int i = 0; i < net.api().output_rank; ++i)
+        n *= net.api().output_shape[i];
     std::vector<float> out(static_cast<size_t>(n), std::nanf(""));
     net.run(input.ptr(), out.data());
     return out;

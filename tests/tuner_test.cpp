@@ -142,7 +142,7 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
         CHECK(vec == (preset == "x86-64-avx512" ? 16 : 8));
         CHECK(regs == (preset == "x86-64-avx512" ? 32 : 16));
         SeededRandom rng(1);
-        std::set<std::string> seen;
+        std::set<std::string> seen, stagings;
         for (int i = 0; i < 300; ++i) {
             tune::Knobs k = i % 2 ? space.random(rng) : space.mutate(space.resolve({}), rng);
             REQUIRE_FALSE(k.empty());
@@ -154,7 +154,10 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
             CHECK(128 % std::stoi(k.at("oc_block")) == 0);
             CHECK(64 % std::stoi(k.at("ci_unroll")) == 0);
             CHECK_FALSE((k.at("parallel") == "blocks" && k.at("order") == "pixel_outer"));
+            stagings.insert(k.at("stage_input"));  // a padded conv: the knob is searched
         }
+        CHECK(stagings == std::set<std::string>{"false", "true"});
+        CHECK(space.resolve({}).at("stage_input") == "true");
         CHECK(seen.size() > 50);  // a real space, not a handful of points
         // The same seed gives the same candidates.
         SeededRandom a(9), b(9);
@@ -180,6 +183,7 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
         const tune::Knobs k = pspace.random(prng);
         REQUIRE_FALSE(k.empty());
         INFO(tune::knobs_str(k));
+        CHECK_FALSE(k.count("stage_input"));  // no padding: nothing to stage
         const int chunk = std::stoi(k.at("ci_block"));
         if (chunk == 0) continue;
         chunks.insert(chunk);

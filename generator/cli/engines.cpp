@@ -27,10 +27,12 @@ std::unique_ptr<LoadedNetwork> load_generated(const Graph& graph, const CodegenO
     o.targets = resolve_targets(c.target);
     o.jobs = c.jobs;
     o.schedules = schedule_lookup(c.schedules, o.targets);
-    // One folder per distinct network + target + schedules: the sources name all of them.
+    // One folder per distinct network + target + schedules (the sources name all of them) +
+    // generators' sources (which decide the kernels' machine code).
     const GeneratedSources sources = generate_sources(graph, o);
     uint64_t h = 1469598103934665603ull;
-    for (unsigned char ch : sources.header + sources.source) h = (h ^ ch) * 1099511628211ull;
+    for (unsigned char ch : sources.header + sources.source + generator_sources_digest())
+        h = (h ^ ch) * 1099511628211ull;
     char key[24];
     std::snprintf(key, sizeof key, "%016llx", static_cast<unsigned long long>(h));
     o.out_dir = (std::filesystem::path(default_cache_dir()) / "networks" /

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "Halide.h"
+#include "cardinal_generator_hash.h"
 #include "codegen/emit_cpp.h"
 #include "codegen/kernel_compiler.h"
 #include "ir/error.h"
@@ -28,6 +29,10 @@ namespace fs = std::filesystem;
 namespace cardinal {
 
 const char* const kGeneratorVersion = "0.1.0";
+
+std::string generator_sources_digest() {
+    return std::string(CARDINAL_GENERATOR_SOURCES_SHA256).substr(0, 16);
+}
 
 namespace {
 
@@ -221,8 +226,11 @@ GenerateResult generate_network(const Graph& graph, const GenerateOptions& optio
     std::vector<CompileJob> all;
     for (size_t t = 0; t < plan.targets.size(); ++t)
         for (const CompiledKernel& k : plan.variant_kernels[t]) {
+            // The function name (in the generated C++) depends on the spec and target alone;
+            // the cached object also on the generators' sources, which decide its machine code.
             const std::string key = k.function_name.substr(std::string("cardinal_k").size());
-            CompileJob job{k.spec, k.function_name, cache / (key + ".o")};
+            CompileJob job{k.spec, k.function_name,
+                           cache / (key + "-" + generator_sources_digest() + ".o")};
             all.push_back(job);
             if (fs::exists(job.object))
                 ++result.cached;

@@ -16,6 +16,10 @@
 namespace cardinal {
 
 extern const char* const kGeneratorVersion;
+// First 16 hex digits of the SHA-256 of the Halide generators' sources (generator/halide/*,
+// hashed at build time by cmake/HashSources.cmake): it changes whenever the machine code a
+// kernel spec compiles to may change, and names cached objects and networks with it.
+std::string generator_sources_digest();
 
 // The name of the compiled function (and of its object in the cache) of a kernel for a target:
 // "cardinal_k" + a content hash of everything that determines its machine code. The tuner names
