@@ -4,6 +4,9 @@
 // 64, depthwise with and without a channel multiplier, and batches above 1.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
+#include "codegen/lowering.h"
 #include "generated_test_util.h"
 
 using namespace cardinal;
@@ -142,6 +145,31 @@ TEST_CASE("generated depthwise conv: 24 channels stride 2 and channel multiplier
     y = b.conv("dw_mult2", y, conv_spec(48, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 24, false));
     y = b.conv("dw_dil", y, conv_spec(48, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 48, false));
     check_matches_reference(std::move(b).finish(y), "depthwise");
+}
+
+TEST_CASE("generated depthwise conv: a ReLU read only by it runs on its input loads") {
+    // Xception's block: x -> ReLU -> depthwise 3x3 -> pointwise -> + x. The ReLU has no step of
+    // its own. A ReLU that something else reads too (here the residual add after the second
+    // depthwise conv) keeps its step.
+    GraphBuilder b("relu_depthwise", Shape{2, 20, 9, 11}, 9);
+    auto x = b.conv("c0", b.input(), conv_spec(20, 1, 1, 1, 1, {}, 1, 1, true));
+    auto d = b.conv("dw", b.relu("r", x), conv_spec(20, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 20, false));
+    auto s = b.add("sum", b.conv("pw", d, conv_spec(20, 1, 1, 1, 1, {}, 1, 1, true)), x);
+    auto r2 = b.relu("r2", s);
+    auto t = b.add("t", b.conv("dw2", r2, conv_spec(20, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 20, true)),
+                   r2);
+    const Graph g = std::move(b).finish(b.add("out", t, s));
+
+    const NetworkPlan plan = lower_graph(g);
+    std::vector<std::string> layers;
+    for (const PlannedStep& step : plan.steps)
+        layers.push_back(step.layers);
+    CHECK(std::count(layers.begin(), layers.end(), "r+dw") == 1);
+    CHECK(std::count(layers.begin(), layers.end(), "r") == 0);
+    CHECK(std::count(layers.begin(), layers.end(), "r2") == 1);
+    for (const PlannedStep& step : plan.steps)
+        if (step.layers == "r+dw") CHECK(step.kernel.params.at("input_activation") == "relu");
+    check_matches_reference(g, "relu_depthwise");
 }
 
 TEST_CASE("generated fused epilogues: BN folding residual add ReLU and ReLU6") {

@@ -158,6 +158,7 @@ private:
         std::string output;              // IR tensor the fused step defines
         std::vector<size_t> nodes;       // fused nodes after the first
         std::string names;               // "+add+relu"
+        std::string prologue;            // "relu+": a node fused before the first (its input op)
     };
 
     // Follows `t` through an optional Add (when allow_add) and an optional Relu/Clip that are
@@ -216,7 +217,7 @@ private:
     void emit(size_t first_node, const Epilogue& e, PlannedStep step) {
         size_t position = first_node;
         for (size_t n : e.nodes) position = std::max(position, n);
-        step.layers = g_.nodes[first_node].name + e.names;
+        step.layers = e.prologue + g_.nodes[first_node].name + e.names;
         step.macs = count_node_macs(g_, g_.nodes[first_node]);
         positioned_.push_back({long(position), std::move(step)});
     }
@@ -228,10 +229,19 @@ private:
     }
 
     void lower(size_t i, const Node& node, const Conv2D& conv) {
-        const int in = tensor_index(node.inputs[0]);
+        // A ReLU this depthwise conv absorbed (see lower(Relu)): read the ReLU's input instead.
+        const auto prologue = relu_prologues_.find(i);
+        const std::string& input_name = prologue == relu_prologues_.end()
+                                            ? node.inputs[0]
+                                            : g_.nodes[prologue->second].inputs[0];
+        const int in = tensor_index(input_name);
         const PlannedTensor x = tensor(plan_.storage_of(in));
         if (x.h * x.w == 0 || tensor(in).logical.rank() != 4) unsupported(node, "a non-NCHW input");
         Epilogue e = fuse_epilogue(node.output, true);
+        if (prologue != relu_prologues_.end()) {
+            e.prologue = g_.nodes[prologue->second].name + "+";
+            e.nodes.push_back(prologue->second);
+        }
         const int out = make_padded_tensor(e.output);
         const PlannedTensor y = tensor(out);
         const bool depthwise = is_depthwise(conv, tensor(in).c) && x.channel_stride == y.channel_stride;
@@ -255,6 +265,10 @@ private:
                     {"dilation_w", std::to_string(conv.dilation_w)}};
         add_epilogue_params(k, e);
         step.args.push_back(nhwc_arg(in));
+        if (prologue != relu_prologues_.end()) {
+            if (!depthwise) throw Error("internal: a ReLU fused into a conv that is not depthwise");
+            k.params["input_activation"] = "relu";
+        }
         if (depthwise) {
             k.generator = "cardinal_depthwise_conv2d";
             k.params["channels"] = std::to_string(y.c);
@@ -308,7 +322,10 @@ private:
                           ? (" groups " + std::to_string(conv.groups)).c_str()
                           : "",
                       conv.dilation_h > 1 ? (" dilation " + std::to_string(conv.dilation_h)).c_str() : "",
-                      tensor(in).logical.str().c_str(), y.logical.str().c_str(),
+                      (prologue == relu_prologues_.end() ? tensor(in).logical.str()
+                                                         : "relu(" + tensor(in).logical.str() + ")")
+                          .c_str(),
+                      y.logical.str().c_str(),
                       epilogue_text(e).c_str());
         step.description = desc;
         emit(i, e, std::move(step));
@@ -369,7 +386,24 @@ private:
         e.output = node.output;
         lower_channel_affine(i, node, std::vector<float>(c, 1.0f), std::vector<float>(c, 0.0f), e);
     }
-    void lower(size_t i, const Node& node, const Relu&) { lower_activation(i, node, "relu", 0, 0); }
+    // A ReLU whose only reader is a depthwise conv (Xception's ReLU before each separable conv)
+    // becomes that conv's input_activation: no step and no tensor of its own, one max per
+    // loaded vector instead of a pass over the tensor.
+    void lower(size_t i, const Node& node, const Relu&) {
+        if (const auto j = sole_consumer(node.output)) {
+            const auto* conv = std::get_if<Conv2D>(&g_.nodes[*j].op);
+            const int in = tensor_index(node.inputs[0]);
+            const int c = tensor(in).c;
+            if (conv && g_.nodes[*j].inputs[0] == node.output && is_depthwise(*conv, c) &&
+                tensor(in).logical.rank() == 4 &&
+                tensor(plan_.storage_of(in)).channel_stride == round_up(c, kChannelAlign)) {
+                relu_prologues_[*j] = i;
+                absorbed_.insert(i);
+                return;
+            }
+        }
+        lower_activation(i, node, "relu", 0, 0);
+    }
     void lower(size_t i, const Node& node, const Clip& c) {
         lower_activation(i, node, "clip", c.min, c.max);
     }
@@ -572,6 +606,7 @@ private:
     std::map<std::string, int> tensor_ids_;
     std::map<std::string, std::vector<size_t>> consumers_;
     std::set<size_t> absorbed_;
+    std::map<size_t, size_t> relu_prologues_;  // depthwise conv node -> the ReLU it absorbs
     std::vector<std::pair<long, PlannedStep>> positioned_;
 };
 

@@ -1,5 +1,8 @@
 // cardinal_depthwise_conv2d: depthwise convolution (groups == channels, one output channel per
-// input channel) with the fused epilogue output = act(conv + bias [+ residual]).
+// input channel) with the fused epilogue output = act(conv + bias [+ residual]), and optionally
+// a ReLU applied to the input as it is loaded (input_activation=relu: Xception's ReLU before
+// each separable conv, whose only reader is the depthwise conv, then costs one max per loaded
+// vector instead of a pass over the tensor; zero padding stays zero).
 //
 // Algorithm: NHWC lets the channel dimension be the vector: each output vector is a sum over the
 // kernel taps of an input vector times a weight vector, with no broadcasts and no reduction
@@ -54,6 +57,8 @@ public:
     GeneratorParam<float> clip_min{"clip_min", 0.0f};
     GeneratorParam<float> clip_max{"clip_max", 6.0f};
     GeneratorParam<bool> residual{"residual", false};
+    GeneratorParam<Activation> input_activation{"input_activation", Activation::None,
+                                                activation_names()};
     // Schedule knobs
     GeneratorParam<int> vector_width{"vector_width", 0};
     GeneratorParam<int> c_block{"c_block", 0};
@@ -82,13 +87,18 @@ public:
         const int reach_w = (out_width - 1) * stride_w + (kernel_w - 1) * dilation_w - pad_left;
         const bool needs_boundary =
             pad_top > 0 || pad_left > 0 || reach_h >= in_height || reach_w >= in_width;
+        if (input_activation == Activation::Clip)
+            throw std::invalid_argument("input_activation: only none and relu");
+        Func source("source");
+        source(c, x, y, n) = input_activation == Activation::Relu ? max(input(c, x, y, n), 0.0f)
+                                                                  : input(c, x, y, n);
         Func in = needs_boundary ? BoundaryConditions::constant_exterior(
-                                       input, 0.0f,
+                                       source, 0.0f,
                                        {{Expr(), Expr()},
                                         {0, int(in_width)},
                                         {0, int(in_height)},
                                         {Expr(), Expr()}})
-                                 : Func(input);
+                                 : source;
 
         Func conv("conv");
         RDom r(0, int(kernel_w), 0, int(kernel_h), "r");
