@@ -19,7 +19,11 @@
 //                  the registers with its weights and one kernel row of inputs, wasting the least
 //                  work on the image width, 10 for 3x3 stride 1; for wider blocks, 24
 //                  accumulators)
-//   rows_per_task  output rows per parallel task
+//   rows_per_task  output rows per parallel task (0: default_rows_per_task(), up to 8). Each task
+//                  reads kh - stride input rows more than it writes and takes them from
+//                  whichever core wrote them: in MobileNetV2 (2 threads, the network's own
+//                  input path) tasks of 8 rows ran the depthwise convs in 1.03 ms against 1.35
+//                  ms with tasks of 1 row.
 //   order          "block_outer": tasks split rows, and a row runs one channel block at a time
 //                  across x (its kh input rows stay in L1 across x tiles); "x_outer": per x
 //                  tile, all channel blocks (each pixel's channels read in one go);
@@ -35,6 +39,9 @@ namespace cardinal::halide_gen {
 using namespace Halide;
 
 enum class DepthwiseOrder { Auto, ChannelsParallel, BlockOuter, XOuter };
+
+// Default rows per task: 8, but at least two tasks (so that two threads both work).
+inline int default_rows_per_task(int rows) { return std::clamp((rows + 1) / 2, 1, 8); }
 
 class DepthwiseConv2DGenerator : public Generator<DepthwiseConv2DGenerator> {
 public:
@@ -63,7 +70,7 @@ public:
     GeneratorParam<int> vector_width{"vector_width", 0};
     GeneratorParam<int> c_block{"c_block", 0};
     GeneratorParam<int> tile_x{"tile_x", 0};
-    GeneratorParam<int> rows_per_task{"rows_per_task", 1};
+    GeneratorParam<int> rows_per_task{"rows_per_task", 0};
     GeneratorParam<DepthwiseOrder> order{"order",
                                          DepthwiseOrder::Auto,
                                          {{"auto", DepthwiseOrder::Auto},
@@ -189,7 +196,9 @@ public:
             else
                 output.reorder(ci, xi, co, xo, y, n);
             output.fuse(y, n, task);
-            const int per_task = std::max(1, int(rows_per_task));
+            const int per_task =
+                rows_per_task > 0 ? int(rows_per_task)
+                                  : default_rows_per_task(int(out_height) * int(batch));
             if (per_task > 1)
                 output.split(task, to, ti, per_task, TailStrategy::GuardWithIf).parallel(to);
             else
