@@ -95,9 +95,10 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, 
         std::vector<int> unrolls;
         for (int u : {1, 2, 4, 8})
             if (blocking.ci_per_block % u == 0) unrolls.push_back(u);
-        // Reduction chunks (1x1 convs whose threads split channel blocks): 0 = none, else
-        // divisors of the block's input channels from 16 to 512 (728 gives 26, 28, 52, 56, 91,
-        // 104, 182, 364; powers of two alone left Xception's 728-channel layers none).
+        // Reduction chunks (1x1 convs; threads split channel blocks in co_outer order or rows
+        // in pixel_outer order): 0 = none, else divisors of the block's input channels from 16
+        // to 512 (728 gives 26, 28, 52, 56, 91, 104, 182, 364; powers of two alone left
+        // Xception's 728-channel layers none).
         std::vector<int> ci_blocks{0};
         if (param("kernel_h", 1) == 1 && param("kernel_w", 1) == 1)
             for (int b = 16; b <= 512 && b < blocking.ci_per_block; ++b)
@@ -334,15 +335,27 @@ Knobs ScheduleSpace::canonical(const Knobs& knobs) const {
     Knobs k = knobs;
     if (generator_ == "cardinal_conv2d") {
         const int ty = k.count("tile_y") ? std::max(1, knob(k, "tile_y")) : 1;
-        // Threads over channel blocks ignore rows_per_task; the generator runs fewer than two
-        // tile rows per task as one.
-        if (k.count("rows_per_task") && ((k.count("parallel") && k["parallel"] == "blocks") ||
-                                         knob(k, "rows_per_task") < 2 * ty))
-            k.insert_or_assign("rows_per_task", std::string("0"));
-        // Reduction chunks apply only when threads split channel blocks in co_outer order.
+        // The generator splits rows when asked to split blocks in pixel_outer order (blocks
+        // are inner loops there).
+        const bool pixel_outer = k.count("order") && k["order"] == "pixel_outer";
+        std::string split = k.count("parallel") ? k["parallel"] : "auto";
+        if (split == "blocks" && pixel_outer) split = "rows";
+        // Reduction chunks apply when threads split channel blocks in co_outer order, or rows
+        // in pixel_outer order.
         if (k.count("ci_block") && k.count("parallel") && k.count("order") &&
-            (k["parallel"] != "blocks" || k["order"] != "co_outer"))
+            !((split == "blocks" && !pixel_outer) || (split == "rows" && pixel_outer)))
             k.insert_or_assign("ci_block", std::string("0"));
+        // Threads over rows run fewer than two tile rows per task as one. Threads over channel
+        // blocks split each block into tasks of rows_per_task rows only without reduction
+        // chunks, and only with at least one tile row and fewer than the whole image.
+        if (k.count("rows_per_task")) {
+            const int rpt = knob(k, "rows_per_task");
+            const bool blocks = split == "blocks";
+            const bool chunked = k.count("ci_block") && knob(k, "ci_block") > 0;
+            const int oh = param("out_height", 1);
+            if (blocks ? (chunked || rpt < ty || rpt / ty >= (oh + ty - 1) / ty) : rpt < 2 * ty)
+                k.insert_or_assign("rows_per_task", std::string("0"));
+        }
     } else if (generator_ == "cardinal_depthwise_conv2d") {
         // Threads over channel blocks ignore rows_per_task.
         if (k.count("order") && k["order"] == "channels_parallel" && k.count("rows_per_task"))

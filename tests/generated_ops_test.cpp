@@ -28,6 +28,19 @@ void check_matches_reference(const Graph& g, const std::string& tag,
     }
 }
 
+// The same network under several schedules of its dense convs, each against the reference.
+void check_conv_schedules(const Graph& g, const std::string& tag,
+                          const std::vector<std::map<std::string, std::string>>& schedules) {
+    for (size_t i = 0; i < schedules.size(); ++i) {
+        const auto knobs = schedules[i];
+        check_matches_reference(
+            g, tag + "_" + std::to_string(i),
+            [knobs](const KernelSpec& spec, const std::string&) {
+                return spec.generator == "cardinal_conv2d" ? std::optional(knobs) : std::nullopt;
+            });
+    }
+}
+
 ConvSpec conv_spec(int out, int kh, int kw, int sh, int sw, Padding2D pad, int dil, int groups,
                    bool bias) {
     ConvSpec s;
@@ -81,14 +94,37 @@ TEST_CASE("generated padded conv: input staged per task or per image, or read in
         {{"parallel", "rows"}, {"tile_y", "2"}, {"tile_x", "3"}, {"rows_per_task", "4"}},
         {{"parallel", "rows"}, {"order", "pixel_outer"}},
         {{"parallel", "blocks"}, {"oc_block", "16"}}};
-    for (size_t i = 0; i < schedules.size(); ++i) {
-        const auto knobs = schedules[i];
-        check_matches_reference(
-            g, "conv_staged_" + std::to_string(i),
-            [knobs](const KernelSpec& spec, const std::string&) {
-                return spec.generator == "cardinal_conv2d" ? std::optional(knobs) : std::nullopt;
-            });
-    }
+    check_conv_schedules(g, "conv_staged", schedules);
+}
+
+TEST_CASE("generated 1x1 conv: reduction in chunks, and channel blocks split into row tasks") {
+    // Reduction chunks (ci_block) keep a register tile's partial sum per chunk and add it to
+    // accumulators held per channel block (threads over blocks) or per tile row (threads over
+    // rows); channel-block threads may also split each block into tasks of rows_per_task rows.
+    // 48 and 40 input channels (chunks of 8 and 16, and 16 not dividing 40: no chunks there),
+    // 9x11 images (tail tiles in x and y), a fused residual add + ReLU, a padded 3x3 conv
+    // (staged input, row tasks per block); batch 2.
+    GraphBuilder b("conv_chunks", Shape{2, 48, 9, 11}, 9);
+    auto x = b.conv("a", b.input(), conv_spec(40, 1, 1, 1, 1, {}, 1, 1, true));
+    auto y = b.conv("b", x, conv_spec(40, 1, 1, 1, 1, {}, 1, 1, true));
+    y = b.add("add", y, x);
+    y = b.relu("relu", y);
+    auto z = b.conv("c", y, conv_spec(24, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, false));
+    const Graph g = std::move(b).finish(z);
+    const std::vector<std::map<std::string, std::string>> schedules = {
+        {{"parallel", "rows"}, {"order", "pixel_outer"}, {"ci_block", "8"}, {"ci_unroll", "4"},
+         {"oc_block", "16"}, {"tile_x", "4"}, {"tile_y", "2"}},
+        {{"parallel", "rows"}, {"order", "pixel_outer"}, {"ci_block", "16"}, {"oc_block", "16"},
+         {"tile_x", "3"}, {"rows_per_task", "4"}},
+        {{"parallel", "blocks"}, {"order", "co_outer"}, {"ci_block", "8"}, {"ci_unroll", "2"},
+         {"oc_block", "16"}, {"tile_x", "5"}, {"tile_y", "2"}},
+        {{"parallel", "blocks"}, {"order", "co_outer"}, {"rows_per_task", "2"},
+         {"oc_block", "16"}, {"tile_x", "3"}},
+        {{"parallel", "blocks"}, {"order", "co_outer"}, {"rows_per_task", "4"}, {"tile_y", "2"},
+         {"oc_block", "16"}, {"tile_x", "6"}},
+        {{"parallel", "blocks"}, {"order", "co_outer"}, {"rows_per_task", "4"}, {"ci_block", "8"},
+         {"oc_block", "16"}}};
+    check_conv_schedules(g, "conv_chunks", schedules);
 }
 
 TEST_CASE("generated grouped conv: groups 2 and 3 with odd channels per group") {

@@ -189,10 +189,34 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
         chunks.insert(chunk);
         CHECK(728 % chunk == 0);
         CHECK(chunk < 728);
-        CHECK(k.at("parallel") == "blocks");
-        CHECK(k.at("order") == "co_outer");
+        // Chunks with threads over channel blocks in co_outer order, or over rows in
+        // pixel_outer order; channel blocks are then not split into row tasks.
+        if (k.at("parallel") == "blocks") {
+            CHECK(k.at("order") == "co_outer");
+            CHECK(k.at("rows_per_task") == "0");
+        } else {
+            CHECK(k.at("parallel") == "rows");
+            CHECK(k.at("order") == "pixel_outer");
+        }
     }
     CHECK(chunks.size() >= 4);
+    // Channel blocks split into tasks of rows: at least a tile row, fewer than the image's,
+    // and no reduction chunks.
+    auto blocks_rows = [&](const std::string& chunk, const std::string& tile_y,
+                           const std::string& rows) {
+        return pspace
+            .canonical({{"parallel", "blocks"},
+                        {"order", "co_outer"},
+                        {"ci_block", chunk},
+                        {"tile_y", tile_y},
+                        {"rows_per_task", rows}})
+            .at("rows_per_task");
+    };
+    CHECK(blocks_rows("0", "1", "8") == "8");
+    CHECK(blocks_rows("0", "2", "20") == "0");
+    CHECK(blocks_rows("52", "1", "8") == "0");
+    CHECK(pspace.canonical({{"parallel", "rows"}, {"order", "co_outer"}, {"ci_block", "52"}})
+              .at("ci_block") == "0");
     // The grouped conv: accumulators + one row of input vectors within 31 zmm.
     KernelSpec grouped{"cardinal_grouped_conv2d",
                        {{"batch", "1"},

@@ -26,7 +26,8 @@
 //   ci_unroll      unroll factor of the input-channel loop (must divide the block's channels)
 //   parallel       "rows": threads split output rows (x batch); "blocks": threads split output
 //                  channel blocks (better when the image is 7x7 but channels are many); "auto".
-//   rows_per_task  output rows per parallel task (0: tile_y)
+//   rows_per_task  output rows per parallel task (0: tile_y); with "blocks", rows per task of
+//                  one channel block (0: the whole image)
 //   order          "co_outer": each channel block sweeps the whole image (its weights stay in
 //                  cache); "pixel_outer": each row runs all channel blocks (its inputs stay in
 //                  cache).
@@ -184,7 +185,11 @@ public:
         }
 
         const int row_tasks = int(batch) * ((int(out_height) + ty - 1) / ty);
+        // Reduction in chunks of ci_block input channels (1x1 convs; see below).
+        const bool ci_chunks = ci_block > 0 && int(ci_block) < cib && cib % int(ci_block) == 0 &&
+                               kernel_h == 1 && kernel_w == 1;
         Var rows_level = yo;  // the innermost loop over output rows (tiles of ty)
+        Var blocks_level = co;  // the loop over channel blocks (or block x row-chunk tasks)
         ParallelSplit split = parallel;
         if (split == ParallelSplit::Auto)
             split = (row_tasks >= 16 || row_tasks >= blocking.num_blocks) ? ParallelSplit::Rows
@@ -203,30 +208,75 @@ public:
                 rows_level = task;
             }
         } else if (split == ParallelSplit::Blocks) {
-            output.parallel(co);
+            const int row_tiles = (int(out_height) + ty - 1) / ty;
+            const int per_task = int(rows_per_task) / ty;
+            if (per_task >= 1 && per_task < row_tiles && !ci_chunks) {
+                // Tasks of one channel block x per_task tile rows: more tasks than blocks, so
+                // an odd block count (Xception's 736 channels = 23 blocks of 32) still splits
+                // evenly between threads. The block's weights are read once per task. (Not
+                // with reduction chunks: their accumulators span the task's rows, and the last
+                // task's guarded rows would widen them past the image.)
+                Var yoo("yoo"), yoi("yoi");
+                output.split(yo, yoo, yoi, per_task, TailStrategy::GuardWithIf)
+                    .reorder(ci, xi, yi, xo, yoi, n, yoo, co)
+                    .fuse(yoo, co, task)
+                    .parallel(task);
+                blocks_level = task;
+            } else {
+                output.parallel(co);
+            }
         }
 
-        // Reduction cache blocking: one channel block's accumulators for the whole image live in
-        // a buffer, and the reduction runs in chunks of ci_block input channels, each chunk
-        // sweeping every pixel tile, so the chunk's weights (ci_block * oc_block * 4 bytes) stay
-        // in L1 across the tiles instead of streaming from L2 once per tile. Applies to 1x1
-        // convs with threads splitting channel blocks (small images, large weights).
-        const bool ci_blocked = ci_block > 0 && int(ci_block) < cib && cib % int(ci_block) == 0 &&
-                                kernel_h == 1 && kernel_w == 1 && split == ParallelSplit::Blocks &&
-                                order == LoopOrder::CoOuter;
-        if (ci_blocked) {
-            Var cxo("cxo"), cxi("cxi"), cyo("cyo"), cyi("cyi");
+        // Reduction cache blocking (1x1 convs): accumulators live in a buffer and the
+        // reduction runs in chunks of ci_block input channels, so a chunk's weights stay in
+        // cache across many pixel tiles instead of streaming from L2 or L3 once per tile.
+        //  - threads split channel blocks (co_outer; small images, large weights): one block's
+        //    accumulators for the whole image; the chunk's weights (ci_block * oc_block * 4
+        //    bytes) stay in L1 across all tiles.
+        //  - threads split rows (pixel_outer; images whose weights and activations together
+        //    overflow L2, e.g. Xception's 728->728 at 37x37: 2.1 MB of weights, 4 MB of input):
+        //    a tile row's accumulators (tile_y rows) for all channels, each chunk sweeping the
+        //    channel blocks, each block the row's tiles: a block's chunk of weights stays in L1
+        //    across the row's tiles, and the row's chunk of input (out_width * tile_y *
+        //    ci_block * 4 bytes) in L1 across the blocks. On that layer (2 threads, ci_block 104)
+        //    7.3 and 7.1 ms against 8.3 and 8.1 unchunked, in two interleaved network runs.
+        const bool blocks_chunked =
+            ci_chunks && split == ParallelSplit::Blocks && order == LoopOrder::CoOuter;
+        const bool rows_chunked =
+            ci_chunks && split == ParallelSplit::Rows && order == LoopOrder::PixelOuter;
+        if (rows_chunked || blocks_chunked) {
+            // rfactor splits the sum into per-chunk partial sums: a register tile sums one
+            // chunk in registers, as the unchunked schedule does, then adds it to the
+            // accumulators, chunk after chunk. (Accumulating straight into the buffer made
+            // every reduction step load and store it: 20 % slower than no chunks.)
+            Var cxo("cxo"), cxi("cxi"), cyo("cyo"), cyi("cyi"), cco("cco"), cci("cci"),
+                chunk("chunk");
             RVar rxo("rxo"), rxi("rxi");
-            conv.compute_at(output, co).vectorize(c, vec).unroll(c);
+            conv.update().split(r.x, rxo, rxi, ci_block);
+            Func partial = conv.update().rfactor(rxo, chunk);
+            conv.compute_at(output, blocks_chunked ? blocks_level : rows_level).vectorize(c, vec);
             conv.update()
+                .split(c, cco, cci, ob, TailStrategy::GuardWithIf)
                 .split(x, cxo, cxi, tx, TailStrategy::GuardWithIf)
                 .split(y, cyo, cyi, ty, TailStrategy::GuardWithIf)
-                .split(r.x, rxo, rxi, ci_block)
-                .reorder(c, cxi, cyi, rxi, r.y, r.z, cxo, cyo, n, rxo)
-                .vectorize(c, vec)
-                .unroll(c)
+                .reorder(cci, cxi, cyi, cxo, cyo, n, cco, rxo)
+                .vectorize(cci, vec)
+                .unroll(cci)
                 .unroll(cxi)
                 .unroll(cyi);
+            const std::vector<Var> pv = partial.args();  // c, x, y, n, chunk
+            partial.compute_at(conv, cxo).vectorize(pv[0], vec).unroll(pv[0]).unroll(pv[1]).unroll(
+                pv[2]);
+            Stage partial_update = partial.update();
+            partial_update.reorder(pv[0], pv[1], pv[2], rxi, pv[3], pv[4])
+                .vectorize(pv[0], vec)
+                .unroll(pv[0])
+                .unroll(pv[1])
+                .unroll(pv[2]);
+            if (ci_unroll > 1 && int(ci_block) % int(ci_unroll) == 0) {
+                RVar rxii("rxii"), rxiu("rxiu");
+                partial_update.split(rxi, rxii, rxiu, ci_unroll).unroll(rxiu);
+            }
             return;
         }
         if (needs_boundary && stage_input) {
