@@ -225,7 +225,19 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
         if (conv_zero_padded()) set_default("stage_input", "true");
         if (!k.count("parallel") || k["parallel"] == "auto") {
             const int row_tasks = param("batch", 1) * ((oh + ty - 1) / ty);
-            k["parallel"] = row_tasks >= 16 || row_tasks >= ocs / kWeightBlock ? "rows" : "blocks";
+            const ConvBlocking blocking = compute_conv_blocking(
+                param("in_channels", 16), param("in_channel_stride", 16), param("out_channels", 16),
+                ocs, param("groups", 1), kWeightBlock);
+            const bool dense_pointwise =
+                param("kernel_h", 1) == 1 && param("kernel_w", 1) == 1 && param("groups", 1) == 1;
+            const double weight_bytes = 4.0 * blocking.ci_per_block * ocs;
+            const double input_bytes = 4.0 * param("in_width", 1) * param("in_height", 1) *
+                                       param("in_channel_stride", 16) * param("batch", 1);
+            k["parallel"] = conv_default_splits_blocks(row_tasks, blocking.num_blocks,
+                                                       ocs / std::max(1, knob(k, "oc_block")),
+                                                       dense_pointwise, weight_bytes, input_bytes)
+                                ? "blocks"
+                                : "rows";
         }
     } else if (generator_ == "cardinal_grouped_conv2d") {
         const int oh = param("out_height", 1), ow = param("out_width", 1);

@@ -217,6 +217,15 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
     CHECK(blocks_rows("52", "1", "8") == "0");
     CHECK(pspace.canonical({{"parallel", "rows"}, {"order", "co_outer"}, {"ci_block", "52"}})
               .at("ci_block") == "0");
+    // Its weights (2.1 MB) outweigh its input (1 MB), and 736 channels are 23 register tiles of
+    // 32: by default threads split channel blocks, not rows (each would read every weight).
+    CHECK(pspace.resolve({}).at("parallel") == "blocks");
+    KernelSpec wide_image = pointwise;
+    for (const char* k : {"in_height", "in_width", "out_height", "out_width"})
+        wide_image.params[k] = "37";
+    CHECK(tune::ScheduleSpace(wide_image, resolve_target("x86-64-avx512"))
+              .resolve({})
+              .at("parallel") == "rows");
     // The grouped conv: accumulators + one row of input vectors within 31 zmm.
     KernelSpec grouped{"cardinal_grouped_conv2d",
                        {{"batch", "1"},

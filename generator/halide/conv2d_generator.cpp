@@ -25,7 +25,8 @@
 //                  tile_y default 1)
 //   ci_unroll      unroll factor of the input-channel loop (must divide the block's channels)
 //   parallel       "rows": threads split output rows (x batch); "blocks": threads split output
-//                  channel blocks (better when the image is 7x7 but channels are many); "auto".
+//                  channel blocks (better when the image is 7x7 but channels are many); "auto"
+//                  (see conv_default_splits_blocks in conv_blocking.h).
 //   rows_per_task  output rows per parallel task (0: tile_y); with "blocks", rows per task of
 //                  one channel block (0: the whole image)
 //   order          "co_outer": each channel block sweeps the whole image (its weights stay in
@@ -191,9 +192,17 @@ public:
         Var rows_level = yo;  // the innermost loop over output rows (tiles of ty)
         Var blocks_level = co;  // the loop over channel blocks (or block x row-chunk tasks)
         ParallelSplit split = parallel;
-        if (split == ParallelSplit::Auto)
-            split = (row_tasks >= 16 || row_tasks >= blocking.num_blocks) ? ParallelSplit::Rows
-                                                                           : ParallelSplit::Blocks;
+        if (split == ParallelSplit::Auto) {
+            const double weight_bytes = 4.0 * cib * int(out_channel_stride);
+            const double input_bytes =
+                4.0 * int(in_width) * int(in_height) * int(in_channel_stride) * int(batch);
+            const bool dense_pointwise = kernel_h == 1 && kernel_w == 1 && groups == 1;
+            split = conv_default_splits_blocks(row_tasks, blocking.num_blocks,
+                                               int(out_channel_stride) / ob, dense_pointwise,
+                                               weight_bytes, input_bytes)
+                        ? ParallelSplit::Blocks
+                        : ParallelSplit::Rows;
+        }
         if (split == ParallelSplit::Blocks && order == LoopOrder::PixelOuter)
             split = ParallelSplit::Rows;  // blocks are inner loops in this order
         if (split == ParallelSplit::Rows) {
