@@ -5,11 +5,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -21,6 +27,8 @@
 // Defined by the Halide runtime linked into every generated library; weak so that tools that
 // only write weights files link without it.
 extern "C" __attribute__((weak)) int halide_set_num_threads(int n);
+extern "C" __attribute__((weak)) halide_do_par_for_t halide_set_custom_do_par_for(
+    halide_do_par_for_t do_par_for);
 
 namespace cardinal::rt {
 
@@ -330,7 +338,187 @@ int select_variant(const char* const* targets, int count, const std::string& wha
     throw Error(what + " has no code variant for this CPU");
 }
 
+// --- The thread pool for the layers' parallel loops ----------------------------------------
+//
+// Every layer is one Halide pipeline with one parallel loop (over row tasks or channel blocks).
+// Halide's own pool hands a loop's tasks out dynamically, so a layer's row r runs on whichever
+// core asks first, and the next layer, split by rows too, often reads row r on the other core:
+// half of every activation then crosses between the cores' L2 caches. Its workers also sleep
+// after a few yields, and waking a vCPU costs tens of microseconds per layer. This pool
+// partitions each loop statically instead (thread t runs the t-th contiguous share of the
+// tasks, so consecutive row-split layers hand rows over within one core; a thread done early
+// then takes the others' untaken tasks), and its workers spin for a while between loops before
+// sleeping. One loop runs at a time: a loop started while
+// another runs (a second caller thread, or a nested loop) runs serially in its caller.
+// CARDINAL_HALIDE_POOL=1 keeps Halide's pool.
+namespace {
+
+class StaticPool {
+  public:
+    explicit StaticPool(int threads) { resize(threads); }
+    ~StaticPool() { stop_workers(); }
+
+    void resize(int threads) {
+        std::lock_guard<std::mutex> loop(busy_);
+        stop_workers();
+        threads_ = std::max(1, threads);
+        next_ = std::make_unique<Counter[]>(threads_);
+        stop_ = false;
+        // Each worker starts from the generation current now: a loop started before the thread
+        // first runs is still its to run.
+        const uint64_t now = generation_.load(std::memory_order_acquire);
+        for (int t = 1; t < threads_; ++t)
+            workers_.emplace_back([this, t, now] { work(t, now); });
+    }
+
+    int run(void* user_context, halide_task_t task, int min, int size, uint8_t* closure) {
+        std::unique_lock<std::mutex> loop(busy_, std::try_to_lock);
+        if (!loop.owns_lock() || threads_ == 1 || size <= 1)
+            return serial(user_context, task, min, size, closure);
+        job_ = Job{task, user_context, min, size, closure};
+        for (int t = 0; t < threads_; ++t)
+            next_[t].value.store(share_begin(t), std::memory_order_relaxed);
+        result_.store(0, std::memory_order_relaxed);
+        pending_.store(threads_ - 1, std::memory_order_relaxed);
+        {
+            std::lock_guard<std::mutex> lock(sleep_mutex_);
+            generation_.fetch_add(1, std::memory_order_release);
+        }
+        wake_.notify_all();
+        run_share(0);
+        while (pending_.load(std::memory_order_acquire) != 0)
+            pause();
+        return result_.load(std::memory_order_relaxed);
+    }
+
+  private:
+    struct Job {
+        halide_task_t task = nullptr;
+        void* user_context = nullptr;
+        int min = 0, size = 0;
+        uint8_t* closure = nullptr;
+    };
+
+    static int serial(void* user_context, halide_task_t task, int min, int size, uint8_t* closure) {
+        for (int i = min; i < min + size; ++i)
+            if (int r = task(user_context, i, closure)) return r;
+        return 0;
+    }
+
+    // Thread t's share: tasks [size*t/T, size*(t+1)/T) of the loop, taken in order. A thread
+    // done with its share then takes the next untaken tasks of the others' shares, so a thread
+    // the host preempts (or a share of slower tasks) does not hold the loop up.
+    int share_begin(int t) const { return job_.min + int(int64_t(job_.size) * t / threads_); }
+    void run_share(int t) {
+        for (int k = 0; k < threads_; ++k) {
+            const int s = (t + k) % threads_;
+            const int end = share_begin(s + 1);
+            for (;;) {
+                const int i = next_[s].value.fetch_add(1, std::memory_order_relaxed);
+                if (i >= end) break;
+                if (int r = job_.task(job_.user_context, i, job_.closure)) {
+                    int expected = 0;
+                    result_.compare_exchange_strong(expected, r);
+                    return;
+                }
+            }
+        }
+    }
+
+    void work(int t, uint64_t seen) {
+        for (;;) {
+            // Spin about 50 us for the next layer's loop (layers follow each other within
+            // microseconds), then sleep until woken.
+            const auto spin_until =
+                std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+            uint64_t g = generation_.load(std::memory_order_acquire);
+            while (g == seen && !stop_.load(std::memory_order_relaxed) &&
+                   std::chrono::steady_clock::now() < spin_until) {
+                for (int i = 0; i < 64; ++i)
+                    pause();
+                g = generation_.load(std::memory_order_acquire);
+            }
+            if (g == seen) {
+                std::unique_lock<std::mutex> lock(sleep_mutex_);
+                wake_.wait(lock, [&] {
+                    return generation_.load(std::memory_order_acquire) != seen ||
+                           stop_.load(std::memory_order_relaxed);
+                });
+                g = generation_.load(std::memory_order_acquire);
+            }
+            if (stop_.load(std::memory_order_relaxed)) return;
+            seen = g;
+            run_share(t);
+            pending_.fetch_sub(1, std::memory_order_release);
+        }
+    }
+
+    void stop_workers() {
+        {
+            std::lock_guard<std::mutex> lock(sleep_mutex_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        for (std::thread& w : workers_)
+            w.join();
+        workers_.clear();
+    }
+
+    static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        asm volatile("yield");
+#endif
+    }
+
+    int threads_ = 1;
+    std::vector<std::thread> workers_;
+    std::mutex busy_;  // held for the duration of one parallel loop
+    Job job_;
+    std::atomic<uint64_t> generation_{0};  // one more per loop started
+    std::atomic<int> pending_{0};          // workers still running their share
+    std::atomic<int> result_{0};           // the first non-zero task result
+    struct alignas(64) Counter {           // one cache line each: the threads take from them
+        std::atomic<int> value{0};
+    };
+    std::unique_ptr<Counter[]> next_;      // per share, its next untaken task
+    std::atomic<bool> stop_{false};
+    std::mutex sleep_mutex_;
+    std::condition_variable wake_;
+};
+
+int default_threads() {
+    if (const char* env = std::getenv("HL_NUM_THREADS"))
+        if (int n = std::atoi(env); n > 0) return n;
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
+StaticPool* the_pool() {
+    static StaticPool* pool = []() -> StaticPool* {
+        const char* keep = std::getenv("CARDINAL_HALIDE_POOL");
+        if (!halide_set_custom_do_par_for || (keep && std::strcmp(keep, "1") == 0)) return nullptr;
+        return new StaticPool(default_threads());  // lives as long as the process
+    }();
+    return pool;
+}
+
+int static_pool_do_par_for(void* user_context, halide_task_t task, int min, int size,
+                           uint8_t* closure) {
+    return the_pool()->run(user_context, task, min, size, closure);
+}
+
+// Installed when the library is loaded, before any layer runs.
+[[maybe_unused]] const bool pool_installed = [] {
+    if (!the_pool()) return false;
+    halide_set_custom_do_par_for(static_pool_do_par_for);
+    return true;
+}();
+
+}  // namespace
+
 void set_num_threads(int threads) {
+    if (StaticPool* pool = the_pool()) pool->resize(threads > 0 ? threads : default_threads());
     if (halide_set_num_threads) halide_set_num_threads(threads);
 }
 

@@ -144,6 +144,26 @@ TEST_CASE("one loaded network runs from several threads at once each with its ow
     for (const auto& r : results) CHECK(r == expected);
 }
 
+TEST_CASE("the runtime's static thread pool gives Halide's pool's output bit for bit") {
+    // Each generated library picks its pool when it is loaded: Halide's with
+    // CARDINAL_HALIDE_POOL=1, else the runtime's (thread t runs the t-th share of every loop).
+    // A task computes the same values on whichever thread runs it, so the outputs are equal,
+    // with 2 threads, 3 (more than this machine's cores: shares of a third) and 1.
+    const Graph g = build_zoo_model("mobilenet_v2", 1, 96);
+    ::setenv("CARDINAL_HALIDE_POOL", "1", 1);
+    auto halide_pool = generate_and_load(g, "pool_halide");
+    ::unsetenv("CARDINAL_HALIDE_POOL");
+    auto static_pool = generate_and_load(g, "pool_static");
+    const Tensor input = random_input(g.input_shape, 6);
+    halide_pool->api().set_num_threads(2);
+    const std::vector<float> expected = run_generated(*halide_pool, input);
+    for (int threads : {2, 3, 1}) {
+        INFO(threads << " threads");
+        static_pool->api().set_num_threads(threads);
+        CHECK(run_generated(*static_pool, input) == expected);
+    }
+}
+
 TEST_CASE("a target this CPU cannot run is refused with the missing features named") {
     const auto missing = rt::missing_cpu_features("arm-64-linux");
     REQUIRE_FALSE(missing.empty());

@@ -28,10 +28,11 @@ std::unique_ptr<LoadedNetwork> load_generated(const Graph& graph, const CodegenO
     o.jobs = c.jobs;
     o.schedules = schedule_lookup(c.schedules, o.targets);
     // One folder per distinct network + target + schedules (the sources name all of them) +
-    // generators' sources (which decide the kernels' machine code).
+    // generators' sources (which decide the kernels' machine code) + the runtime copied in.
     const GeneratedSources sources = generate_sources(graph, o);
     uint64_t h = 1469598103934665603ull;
-    for (unsigned char ch : sources.header + sources.source + generator_sources_digest())
+    for (unsigned char ch : sources.header + sources.source + generator_sources_digest() +
+                                runtime_sources_digest())
         h = (h ^ ch) * 1099511628211ull;
     char key[24];
     std::snprintf(key, sizeof key, "%016llx", static_cast<unsigned long long>(h));

@@ -15,6 +15,7 @@
 
 #include "Halide.h"
 #include "cardinal_generator_hash.h"
+#include "cardinal_runtime_hash.h"
 #include "codegen/emit_cpp.h"
 #include "codegen/kernel_compiler.h"
 #include "ir/error.h"
@@ -32,6 +33,10 @@ const char* const kGeneratorVersion = "0.1.0";
 
 std::string generator_sources_digest() {
     return std::string(CARDINAL_GENERATOR_SOURCES_SHA256).substr(0, 16);
+}
+
+std::string runtime_sources_digest() {
+    return std::string(CARDINAL_RUNTIME_SOURCES_SHA256).substr(0, 16);
 }
 
 namespace {

@@ -20,6 +20,9 @@ extern const char* const kGeneratorVersion;
 // hashed at build time by cmake/HashSources.cmake): it changes whenever the machine code a
 // kernel spec compiles to may change, and names cached objects and networks with it.
 std::string generator_sources_digest();
+// The same for the runtime files copied next to every generated network (runtime/
+// cardinal_runtime.{h,cpp}, cardinal_network_api.h): it keys the networks `run` and `bench` build.
+std::string runtime_sources_digest();
 
 // The name of the compiled function (and of its object in the cache) of a kernel for a target:
 // "cardinal_k" + a content hash of everything that determines its machine code. The tuner names
