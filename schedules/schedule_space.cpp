@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "halide/conv_blocking.h"
+#include "halide/winograd.h"
 
 namespace cardinal::tune {
 
@@ -112,6 +113,16 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, 
                   {"order", {"co_outer", "pixel_outer"}},
                   {"ci_block", to_strings(ci_blocks)}};
         if (conv_zero_padded()) knobs_.push_back({"stage_input", {"true", "false"}});
+    } else if (generator_ == "cardinal_winograd_conv2d") {
+        // See winograd_conv2d_generator.cpp: oc_block, tiles, parallel (the tile is the
+        // layer's: its weights are packed for it).
+        const int ocs = param("out_channel_stride", 16);
+        std::vector<int> blocks;
+        for (int b = kWeightBlock; b <= 64 && b <= ocs; b += kWeightBlock)
+            if (ocs % b == 0 && b % vec == 0) blocks.push_back(b);
+        knobs_ = {{"oc_block", to_strings(blocks)},
+                  {"tiles", to_strings({2, 3, 4, 5, 6, 7, 8, 10, 12})},
+                  {"parallel", {"rows", "blocks"}}};
     } else if (generator_ == "cardinal_grouped_conv2d") {
         // See grouped_conv2d_generator.cpp: oc_block, tile_x, tile_y, rows_per_task.
         const int oh = param("out_height", 1), ow = param("out_width", 1),
@@ -188,15 +199,7 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
     if (generator_ == "cardinal_conv2d") {
         const int vec = natural_vec_, ocs = param("out_channel_stride", 16),
                   oh = param("out_height", 1), ow = param("out_width", 1);
-        if (!k.count("oc_block")) {
-            int ob = kWeightBlock;
-            for (int v = big_register_file_ ? 4 : 2; v >= 1; --v)
-                if ((v * vec) % kWeightBlock == 0 && ocs % (v * vec) == 0) {
-                    ob = v * vec;
-                    break;
-                }
-            k["oc_block"] = std::to_string(ob);
-        }
+        set_default("oc_block", std::to_string(default_oc_block(ocs, vec, big_register_file_)));
         set_default("tile_y", "1");
         const int ty = std::clamp(knob(k, "tile_y"), 1, oh);
         const int vectors = std::max(1, knob(k, "oc_block") / vec);
@@ -238,6 +241,25 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
                                                        dense_pointwise, weight_bytes, input_bytes)
                                 ? "blocks"
                                 : "rows";
+        }
+    } else if (generator_ == "cardinal_winograd_conv2d") {
+        // The generator's defaults (winograd.h).
+        const int vec = natural_vec_, ocs = param("out_channel_stride", 16);
+        const int m = param("tile", kWinogradTile), batch = param("batch", 1);
+        set_default("oc_block", std::to_string(default_oc_block(ocs, vec, big_register_file_)));
+        if (!k.count("parallel") || k["parallel"] == "auto")
+            k["parallel"] =
+                winograd_default_splits_blocks(param("out_height", 1), m, batch,
+                                               ocs / std::max(1, knob(k, "oc_block")))
+                    ? "blocks"
+                    : "rows";
+        if (!k.count("tiles")) {
+            const int tiles_x = (param("out_width", 1) + m - 1) / m;
+            const int swept = k["parallel"] == "blocks"
+                                  ? tiles_x * ((param("out_height", 1) + m - 1) / m) * batch
+                                  : tiles_x;
+            k["tiles"] = std::to_string(winograd_default_tiles(
+                std::max(1, knob(k, "oc_block") / vec), swept, big_register_file_ ? 28 : 12));
         }
     } else if (generator_ == "cardinal_grouped_conv2d") {
         const int oh = param("out_height", 1), ow = param("out_width", 1);
@@ -462,6 +484,15 @@ bool ScheduleSpace::valid(const Knobs& knobs) const {
         // Channel-block threads with pixel-outer order is run as row threads: a duplicate.
         if (k.at("parallel") == "blocks" && k.at("order") == "pixel_outer") return false;
         return true;
+    }
+    if (generator_ == "cardinal_winograd_conv2d") {
+        const int ob = knob(k, "oc_block"), nt = knob(k, "tiles");
+        if (ob <= 0 || ob % kWeightBlock || param("out_channel_stride", 16) % ob ||
+            ob % natural_vec_ || nt < 1)
+            return false;
+        // Accumulators + one row of U vectors in the register file.
+        const int vectors = ob / natural_vec_;
+        return vectors * nt + vectors + (big_register_file_ ? 0 : 1) <= registers_;
     }
     if (generator_ == "cardinal_grouped_conv2d") {
         const int tx = knob(k, "tile_x"), ty = knob(k, "tile_y");

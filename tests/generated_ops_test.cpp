@@ -16,8 +16,8 @@ namespace {
 
 // Generated output within 1e-5 relative L2 of the reference (float sums in another order).
 void check_matches_reference(const Graph& g, const std::string& tag,
-                             ScheduleLookup schedules = {}) {
-    auto net = generate_and_load(g, tag, "host", std::move(schedules));
+                             ScheduleLookup schedules = {}, LoweringOptions lowering = {}) {
+    auto net = generate_and_load(g, tag, "host", std::move(schedules), lowering);
     for (uint64_t seed : {1u, 2u}) {
         const Tensor input = random_input(g.input_shape, seed);
         const Tensor want = reference::run(g, input);
@@ -28,16 +28,21 @@ void check_matches_reference(const Graph& g, const std::string& tag,
     }
 }
 
-// The same network under several schedules of its dense convs, each against the reference.
+// The same network under several schedules of its `generator` layers, each against the
+// reference. cardinal_conv2d's are checked with Winograd off (every conv direct).
 void check_conv_schedules(const Graph& g, const std::string& tag,
-                          const std::vector<std::map<std::string, std::string>>& schedules) {
+                          const std::vector<std::map<std::string, std::string>>& schedules,
+                          const std::string& generator = "cardinal_conv2d",
+                          LoweringOptions lowering = {}) {
+    if (generator == "cardinal_conv2d") lowering.winograd = false;
     for (size_t i = 0; i < schedules.size(); ++i) {
         const auto knobs = schedules[i];
         check_matches_reference(
             g, tag + "_" + std::to_string(i),
-            [knobs](const KernelSpec& spec, const std::string&) {
-                return spec.generator == "cardinal_conv2d" ? std::optional(knobs) : std::nullopt;
-            });
+            [knobs, generator](const KernelSpec& spec, const std::string&) {
+                return spec.generator == generator ? std::optional(knobs) : std::nullopt;
+            },
+            lowering);
     }
 }
 
@@ -125,6 +130,38 @@ TEST_CASE("generated 1x1 conv: reduction in chunks, and channel blocks split int
         {{"parallel", "blocks"}, {"order", "co_outer"}, {"rows_per_task", "4"}, {"ci_block", "8"},
          {"oc_block", "16"}}};
     check_conv_schedules(g, "conv_chunks", schedules);
+}
+
+TEST_CASE("generated Winograd conv: F(4x4) and F(2x2), odd shapes, both parallel splits") {
+    // Dense 3x3 stride-1 convs with >= 16 channels and >= 16 tiles run Winograd. 24 and 40
+    // channels (not multiples of 16; 40 stored as 48), 13x11 images (partial tiles in x and y),
+    // asymmetric and no padding, a fused residual add + ReLU, batch 2. Schedules: the defaults,
+    // threads over rows of tiles with register tiles of 2 tiles (not dividing a row's 3) and 3,
+    // threads over channel blocks with 5 tiles (not dividing the image's 24). The tile 2 variant
+    // is lowered with its own weights.
+    GraphBuilder b("winograd", Shape{2, 24, 13, 11}, 12);
+    auto x = b.conv("a", b.input(), conv_spec(40, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, true));
+    auto y = b.conv("b", x, conv_spec(20, 3, 3, 1, 1, {2, 0, 0, 2}, 1, 1, false));
+    y = b.conv("c", y, conv_spec(40, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, true));
+    y = b.add("add", y, x);
+    y = b.relu("relu", y);
+    auto z = b.conv("d", y, conv_spec(16, 3, 3, 1, 1, {0, 0, 0, 0}, 1, 1, true));
+    const Graph g = std::move(b).finish(z);
+    const NetworkPlan plan = lower_graph(g);
+    int winograd_steps = 0;
+    for (const PlannedStep& st : plan.steps)
+        winograd_steps += st.kernel.generator == "cardinal_winograd_conv2d";
+    CHECK(winograd_steps == 4);
+    const std::vector<std::map<std::string, std::string>> schedules = {
+        {},
+        {{"parallel", "rows"}, {"tiles", "2"}, {"oc_block", "16"}},
+        {{"parallel", "rows"}, {"tiles", "3"}},
+        {{"parallel", "blocks"}, {"tiles", "5"}, {"oc_block", "16"}}};
+    check_conv_schedules(g, "winograd", schedules, "cardinal_winograd_conv2d");
+    LoweringOptions tile2;
+    tile2.winograd_tile = 2;
+    check_conv_schedules(g, "winograd_m2", {{}, {{"parallel", "blocks"}}},
+                         "cardinal_winograd_conv2d", tile2);
 }
 
 TEST_CASE("generated grouped conv: groups 2 and 3 with odd channels per group") {

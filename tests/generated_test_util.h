@@ -26,8 +26,10 @@ inline std::string test_dir(const std::string& tag) {
 // empty: every kernel with its generator's defaults.
 inline std::unique_ptr<LoadedNetwork> generate_and_load(const Graph& graph, const std::string& tag,
                                                         const std::string& target = "host",
-                                                        ScheduleLookup schedules = {}) {
+                                                        ScheduleLookup schedules = {},
+                                                        LoweringOptions lowering = {}) {
     GenerateOptions o;
+    o.lowering = lowering;
     o.schedules = std::move(schedules);
     o.out_dir = test_dir(tag);
     std::filesystem::remove_all(o.out_dir);

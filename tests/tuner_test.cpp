@@ -289,6 +289,42 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
         CHECK((tx == 1 || (cb == vec ? 9 : 0) + cb / vec * (tx + tx + 2) <= 31));
         if (k.at("order") == "channels_parallel") CHECK(k.at("rows_per_task") == "1");
     }
+    // The Winograd conv: accumulators + one row of U vectors within 32 zmm; by default threads
+    // split channel blocks on ResNet's 256 -> 256 at 14x14 (4 rows of tiles, 4 blocks), rows
+    // of tiles at 56x56, register tiles of 4 of the image's 16 tiles, 7 of a row's 14.
+    KernelSpec winograd{"cardinal_winograd_conv2d",
+                        {{"batch", "1"},
+                         {"in_channels", "256"},
+                         {"in_channel_stride", "256"},
+                         {"in_height", "14"},
+                         {"in_width", "14"},
+                         {"out_channels", "256"},
+                         {"out_channel_stride", "256"},
+                         {"out_height", "14"},
+                         {"out_width", "14"},
+                         {"pad_top", "1"},
+                         {"pad_left", "1"},
+                         {"tile", "4"},
+                         {"activation", "relu"}}};
+    const tune::ScheduleSpace wspace(winograd, resolve_target("x86-64-avx512"));
+    for (int i = 0; i < 200; ++i) {
+        const tune::Knobs k = i % 2 ? wspace.random(rng) : wspace.mutate(wspace.resolve({}), rng);
+        REQUIRE_FALSE(k.empty());
+        INFO(tune::knobs_str(k));
+        const int vectors = std::stoi(wspace.resolve(k).at("oc_block")) / 16;
+        CHECK(vectors * std::stoi(wspace.resolve(k).at("tiles")) + vectors <= 32);
+    }
+    CHECK(wspace.resolve({}).at("parallel") == "blocks");
+    CHECK(wspace.resolve({}).at("tiles") == "4");
+    KernelSpec winograd56 = winograd;
+    for (const char* k : {"in_channels", "in_channel_stride", "out_channels", "out_channel_stride"})
+        winograd56.params[k] = "64";
+    for (const char* k : {"in_height", "in_width", "out_height", "out_width"})
+        winograd56.params[k] = "56";
+    const tune::Knobs w56 =
+        tune::ScheduleSpace(winograd56, resolve_target("x86-64-avx512")).resolve({});
+    CHECK(w56.at("parallel") == "rows");
+    CHECK(w56.at("tiles") == "7");
     // Softmax has no knobs worth searching.
     CHECK(tune::ScheduleSpace({"cardinal_softmax", {{"channels", "10"}}},
                               resolve_target("x86-64-avx2"))

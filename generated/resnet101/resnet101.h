@@ -30,8 +30,8 @@ public:
     static constexpr int64_t kOutputElements = 1000;
     // Activation arena: peak bytes of all live activations (planned from lifetimes).
     static constexpr size_t kArenaBytes = 7225344;
-    static constexpr size_t kWeightsBytes = 178051520;
-    static constexpr uint64_t kWeightsFingerprint = 0x479534ddaf58d56cull;
+    static constexpr size_t kWeightsBytes = 340400576;
+    static constexpr uint64_t kWeightsFingerprint = 0xfbd767580af816c8ull;
     static constexpr int kNumSteps = 109;
     static constexpr int64_t kMacs = 7801405440;
 

@@ -30,8 +30,8 @@ public:
     static constexpr int64_t kOutputElements = 1000;
     // Activation arena: peak bytes of all live activations (planned from lifetimes).
     static constexpr size_t kArenaBytes = 7225344;
-    static constexpr size_t kWeightsBytes = 102187456;
-    static constexpr uint64_t kWeightsFingerprint = 0x299a402347c6d8cdull;
+    static constexpr size_t kWeightsBytes = 144212416;
+    static constexpr uint64_t kWeightsFingerprint = 0x7331309dd2958049ull;
     static constexpr int kNumSteps = 58;
     static constexpr int64_t kMacs = 4089184256;
 

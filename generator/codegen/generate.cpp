@@ -166,7 +166,7 @@ NetworkPlan plan_network(const Graph& graph, const GenerateOptions& options) {
             throw Error("one generated library holds one architecture; '" + t + "' and '" +
                         options.targets[0] + "' differ (generate them into separate folders)");
     }
-    NetworkPlan plan = lower_graph(graph);
+    NetworkPlan plan = lower_graph(graph, options.lowering);
     plan.targets = options.targets;
     std::map<KernelSpec, int> slots;
     for (PlannedStep& st : plan.steps) {

@@ -45,6 +45,7 @@ struct GenerateOptions {
     std::string cache_dir;        // empty: $CARDINAL_CACHE_DIR, else ~/.cache/cardinal
     ScheduleLookup schedules;     // empty: defaults everywhere
     bool quiet = false;           // no progress on stderr
+    LoweringOptions lowering;     // algorithm choices (Winograd for dense 3x3 convs)
 };
 
 struct GenerateResult {

@@ -8,6 +8,7 @@
 
 #include "codegen/weight_packing.h"
 #include "halide/conv_blocking.h"
+#include "halide/winograd.h"
 #include "ir/error.h"
 #include "passes/fold_batch_norm.h"
 
@@ -25,7 +26,8 @@ std::string float_param(float v) {
 
 class Lowering {
 public:
-    explicit Lowering(const Graph& graph) : g_(fold_batch_norm(graph)) {}
+    Lowering(const Graph& graph, const LoweringOptions& options)
+        : g_(fold_batch_norm(graph)), options_(options) {}
 
     NetworkPlan run() {
         plan_.model = g_.name;
@@ -246,6 +248,7 @@ private:
         const PlannedTensor y = tensor(out);
         const bool depthwise = is_depthwise(conv, tensor(in).c) && x.channel_stride == y.channel_stride;
 
+        bool winograd = false;
         PlannedStep step;
         step.output = out;
         step.inputs = {in};
@@ -292,6 +295,28 @@ private:
                 blob_arg(node.name + ".weights",
                          pack_grouped_conv_weights(conv, tensor(in).c, y.channel_stride),
                          {16, ig, conv.kernel_w, conv.kernel_h, y.channel_stride / 16}));
+        } else if (options_.winograd &&
+                   winograd_conv_applies(conv.kernel_h, conv.kernel_w, conv.stride_h,
+                                         conv.stride_w, conv.dilation_h, conv.dilation_w,
+                                         conv.groups, tensor(in).c, y.c, y.h, y.w, y.n)) {
+            // Dense 3x3 stride-1 convs (ResNet's, Xception's second): Winograd F(4x4, 3x3),
+            // 4x fewer multiply-adds (see winograd.h and the generator's header).
+            winograd = true;
+            k.generator = "cardinal_winograd_conv2d";
+            for (const char* p : {"kernel_h", "kernel_w", "stride_h", "stride_w", "dilation_h",
+                                  "dilation_w"})
+                k.params.erase(p);
+            const int m = options_.winograd_tile;
+            k.params["tile"] = std::to_string(m);
+            k.params["in_channels"] = std::to_string(tensor(in).c);
+            k.params["in_channel_stride"] = std::to_string(x.channel_stride);
+            k.params["out_channels"] = std::to_string(y.c);
+            k.params["out_channel_stride"] = std::to_string(y.channel_stride);
+            const int a = m + 2;
+            step.args.push_back(blob_arg(
+                node.name + ".weights",
+                pack_winograd_weights(conv, tensor(in).c, y.channel_stride, m),
+                {16, tensor(in).c, a, a, y.channel_stride / 16}));
         } else {
             k.generator = "cardinal_conv2d";
             k.params["in_channels"] = std::to_string(tensor(in).c);
@@ -316,9 +341,9 @@ private:
         }
         step.args.push_back(nhwc_arg(out));
         char desc[256];
-        std::snprintf(desc, sizeof desc, "%s %dx%d/%d%s%s, %s -> %s%s",
+        std::snprintf(desc, sizeof desc, "%s %dx%d/%d%s%s%s, %s -> %s%s",
                       depthwise ? "DepthwiseConv2D" : "Conv2D", conv.kernel_h, conv.kernel_w,
-                      conv.stride_h, conv.groups > 1 && !depthwise
+                      conv.stride_h, winograd ? " winograd" : "", conv.groups > 1 && !depthwise
                           ? (" groups " + std::to_string(conv.groups)).c_str()
                           : "",
                       conv.dilation_h > 1 ? (" dilation " + std::to_string(conv.dilation_h)).c_str() : "",
@@ -602,6 +627,7 @@ private:
     }
 
     Graph g_;
+    LoweringOptions options_;
     NetworkPlan plan_;
     std::map<std::string, int> tensor_ids_;
     std::map<std::string, std::vector<size_t>> consumers_;
@@ -614,7 +640,8 @@ private:
 
 int round_up(int v, int multiple) { return (v + multiple - 1) / multiple * multiple; }
 
-NetworkPlan lower_graph(const Graph& graph) { return Lowering(graph).run();
+NetworkPlan lower_graph(const Graph& graph, const LoweringOptions& options) {
+    return Lowering(graph, options).run();
 }
 
 void plan_arena(NetworkPlan& plan) {

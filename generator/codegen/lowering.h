@@ -12,9 +12,16 @@
 
 namespace cardinal {
 
+struct LoweringOptions {
+    // Dense 3x3 stride-1 convs with enough channels and tiles run Winograd F(4x4, 3x3)
+    // (winograd_conv_applies in halide/winograd.h); false: every conv runs direct.
+    bool winograd = true;
+    int winograd_tile = 4;  // the output tile m: 4, or 2 (exact as direct, 2.25x fewer FMAs)
+};
+
 // Throws cardinal::Error for a graph it cannot lower (e.g. a Flatten feeding something other
 // than Dense), naming the layer.
-NetworkPlan lower_graph(const Graph& graph);
+NetworkPlan lower_graph(const Graph& graph, const LoweringOptions& options = {});
 
 // Assigns arena offsets from tensor lifetimes (largest first, reuse after last use, 64-byte
 // aligned) and sets plan.arena_bytes.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "halide/conv_blocking.h"
+#include "halide/winograd.h"
 
 namespace cardinal {
 
@@ -56,6 +57,35 @@ std::vector<float> pack_grouped_conv_weights(const Conv2D& conv, int in_channels
                     packed[(((size_t(blk) * kh + ky) * kw + kx) * ig + j) * kBlock + lane] =
                         w[((size_t(co) * ig + j) * kh + ky) * kw + kx];
     }
+    return packed;
+}
+
+std::vector<float> pack_winograd_weights(const Conv2D& conv, int in_channels,
+                                         int out_channel_stride, int tile) {
+    if (conv.kernel_h != 3 || conv.kernel_w != 3 || conv.groups != 1)
+        throw std::invalid_argument("Winograd weights need a dense 3x3 conv");
+    const WinogradTransforms& t = winograd_transforms(tile);
+    const int a = t.a, blocks = out_channel_stride / kBlock;
+    std::vector<float> packed(size_t(blocks) * a * a * in_channels * kBlock, 0.0f);
+    const float* w = conv.weight.ptr();  // [out][in][3][3]
+    for (int co = 0; co < conv.out_channels; ++co)
+        for (int ci = 0; ci < in_channels; ++ci) {
+            const float* g = w + (size_t(co) * in_channels + ci) * 9;
+            double gg[6][3];  // G g
+            for (int xi = 0; xi < a; ++xi)
+                for (int kx = 0; kx < 3; ++kx) {
+                    gg[xi][kx] = 0;
+                    for (int ky = 0; ky < 3; ++ky) gg[xi][kx] += t.g[xi][ky] * g[ky * 3 + kx];
+                }
+            for (int xi = 0; xi < a; ++xi)
+                for (int nu = 0; nu < a; ++nu) {
+                    double u = 0;  // (G g G^T)[xi][nu]
+                    for (int kx = 0; kx < 3; ++kx) u += gg[xi][kx] * t.g[nu][kx];
+                    const int blk = co / kBlock, lane = co % kBlock;
+                    packed[(((size_t(blk) * a + xi) * a + nu) * in_channels + ci) * kBlock + lane] =
+                        float(u);
+                }
+        }
     return packed;
 }
 

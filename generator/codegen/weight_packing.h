@@ -17,6 +17,10 @@ std::vector<float> pack_conv_weights(const Conv2D& conv, int in_channels, int in
 // the block (group g, channel i) sits in lane i*G + g. Zero for padded output channels.
 std::vector<float> pack_grouped_conv_weights(const Conv2D& conv, int in_channels,
                                              int out_channel_stride);
+// cardinal_winograd_conv2d: U = G g G^T for F(tile x tile, 3x3), weights[block16][xi][nu][ci]
+// [co_local16] for the in_channels real input channels. Dense 3x3 convs only.
+std::vector<float> pack_winograd_weights(const Conv2D& conv, int in_channels,
+                                         int out_channel_stride, int tile);
 // Bias padded to the stored channel count (zeros when the conv has none).
 std::vector<float> pack_bias(const std::optional<Tensor>& bias, int channel_stride);
 // cardinal_depthwise_conv2d: weights[ky][kx][c_stride].

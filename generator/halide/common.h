@@ -9,9 +9,11 @@
 #pragma once
 
 #include <map>
+#include <stdexcept>
 #include <string>
 
 #include "Halide.h"
+#include "halide/conv_blocking.h"
 
 namespace cardinal::halide_gen {
 
@@ -66,6 +68,26 @@ inline int accumulator_registers(const Halide::Target& t) {
         (t.arch == Halide::Target::ARM && t.bits == 64))
         return 24;
     return 12;
+}
+
+// A conv's output channels per register tile: the schedule's oc_block (0: default_oc_block in
+// conv_blocking.h), checked to make whole weight blocks that divide the stored channels.
+inline int choose_oc_block(int oc_block, int out_channel_stride, int vec, const Halide::Target& t) {
+    if (kWeightBlock % vec)
+        throw std::invalid_argument("vector width " + std::to_string(vec) +
+                                    " does not divide the weight block of " +
+                                    std::to_string(kWeightBlock));
+    if (oc_block > 0) {
+        if (oc_block % kWeightBlock || out_channel_stride % oc_block)
+            throw std::invalid_argument("oc_block " + std::to_string(oc_block) +
+                                        " must be a multiple of " + std::to_string(kWeightBlock) +
+                                        " and divide " + std::to_string(out_channel_stride));
+        return oc_block;
+    }
+    if (out_channel_stride % kWeightBlock)
+        throw std::invalid_argument("out_channel_stride " + std::to_string(out_channel_stride) +
+                                    " is not a multiple of " + std::to_string(kWeightBlock));
+    return default_oc_block(out_channel_stride, vec, accumulator_registers(t) >= 24);
 }
 
 }  // namespace cardinal::halide_gen

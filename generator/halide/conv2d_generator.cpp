@@ -111,7 +111,7 @@ public:
 
     void generate() {
         const int vec = vector_width > 0 ? int(vector_width) : natural_vector_size<float>();
-        const int ob = choose_oc_block(vec);
+        const int ob = choose_oc_block(oc_block, out_channel_stride, vec, get_target());
         const ConvBlocking blocking =
             compute_conv_blocking(in_channels, in_channel_stride, out_channels,
                                   out_channel_stride, groups, kWeightBlock);
@@ -317,31 +317,6 @@ public:
 private:
     Var c{"c"}, x{"x"}, y{"y"}, n{"n"}, b{"b"};
     Func conv{"conv"};
-
-    int choose_oc_block(int vec) const {
-        if (kWeightBlock % vec)
-            throw std::invalid_argument("vector width " + std::to_string(vec) +
-                                        " does not divide the weight block of " +
-                                        std::to_string(kWeightBlock));
-        if (oc_block > 0) {
-            if (int(oc_block) % kWeightBlock || int(out_channel_stride) % int(oc_block))
-                throw std::invalid_argument("oc_block " + std::to_string(int(oc_block)) +
-                                            " must be a multiple of " +
-                                            std::to_string(kWeightBlock) + " and divide " +
-                                            std::to_string(int(out_channel_stride)));
-            return oc_block;
-        }
-        // Up to 4 vectors of output channels per register tile on AVX-512 (32 registers),
-        // 2 on AVX2 (16 registers).
-        const int max_vectors = accumulator_registers(get_target()) >= 24 ? 4 : 2;
-        for (int v = max_vectors; v >= 1; --v)
-            if ((v * vec) % kWeightBlock == 0 && int(out_channel_stride) % (v * vec) == 0)
-                return v * vec;
-        if (int(out_channel_stride) % kWeightBlock == 0) return kWeightBlock;
-        throw std::invalid_argument("out_channel_stride " +
-                                    std::to_string(int(out_channel_stride)) +
-                                    " is not a multiple of " + std::to_string(kWeightBlock));
-    }
 
     // tile_x when unset. The last tile of a row is shifted inwards and recomputes its overlap
     // (6-wide tiles compute 12 columns of a 7-wide image, 18 of 14), so the width is chosen for

@@ -49,4 +49,16 @@ inline bool conv_default_splits_blocks(int row_tasks, int weight_blocks, int til
     return dense_pointwise && weight_bytes > input_bytes && tile_blocks >= 16;
 }
 
+// Output channels per register tile when the schedule leaves oc_block unset (cardinal_conv2d,
+// cardinal_winograd_conv2d): the most vectors, up to 4 with 32 vector registers (AVX-512,
+// AArch64) or 2 with 16 (AVX2), that make whole 16-channel weight blocks and divide the stored
+// channels; else one weight block.
+inline int default_oc_block(int out_channel_stride, int vector_width, bool big_register_file) {
+    constexpr int kBlock = 16;
+    for (int v = big_register_file ? 4 : 2; v >= 1; --v)
+        if ((v * vector_width) % kBlock == 0 && out_channel_stride % (v * vector_width) == 0)
+            return v * vector_width;
+    return kBlock;
+}
+
 }  // namespace cardinal
