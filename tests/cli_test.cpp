@@ -222,6 +222,8 @@ TEST_CASE("cli: usage errors exit with 2", "[cli]") {
              "inspect --model resnet50 --onnx model.onnx",  // both sources
              "run --model resnet50 --input x.npy",          // missing --output
              "run --model resnet50 --output y.npy",         // missing --input
+             "generate --model resnet50 --winograd maybe",  // bad value
+             "bench --model resnet50 --compare-winograd 1",  // bad value
          }) {
         const Result r = run_cli(args);
         CHECK(r.code == 2);
@@ -234,6 +236,23 @@ TEST_CASE("cli: usage errors exit with 2", "[cli]") {
     CHECK_THAT(unknown.err, Contains("frobnicate") && Contains("models"));
     const Result missing = run_cli("run --model resnet50 --output y.npy");
     CHECK_THAT(missing.err, Contains("--input"));
+}
+
+TEST_CASE("cli: generate --winograd off lowers every conv direct", "[cli]") {
+    // ResNet-50 at 64x64: its first stage's 3x3 convs run at 16x16 (16 tiles of 4x4).
+    for (const std::string choice : {"on", "off"}) {
+        const std::string dir = tmp("winograd_" + choice);
+        fs::remove_all(dir);
+        const Result r = run_cli("generate --model resnet50 --resolution 64 --target x86-64-avx2 "
+                                 "--sources-only --winograd " + choice + " --out " + dir);
+        REQUIRE(r.code == 0);
+        std::ifstream f(dir + "/resnet50.cpp");
+        const std::string source((std::istreambuf_iterator<char>(f)), {});
+        INFO("--winograd " << choice);
+        const bool winograd = source.find("cardinal_winograd_conv2d") != std::string::npos;
+        CHECK(winograd == (choice == "on"));
+        CHECK(source.find("cardinal_conv2d") != std::string::npos);
+    }
 }
 
 TEST_CASE("cli: run --engine accepts only the engines that exist", "[cli]") {

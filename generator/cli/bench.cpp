@@ -160,7 +160,7 @@ int bench_command(const Args& args) {
     ModelOptions m;
     CodegenOptions c;
     std::string engine = "generated", json_path, peers_arg = "reference", plot_path,
-                compare_schedules;
+                compare_schedules, compare_winograd;
     int threads = 0, runs = 20, warmup = 3, reference_runs = 2;
     bool layers = false;
     add_model_options(options, m, /*with_seed=*/true);
@@ -173,6 +173,9 @@ int bench_command(const Args& args) {
         ("compare-schedules", po::value(&compare_schedules)->value_name("FILE|none"),
          "Also run generated code built with this schedule database (none: built-in "
          "defaults), interleaved with the first: two schedule sets compared in one run")  //
+        ("compare-winograd", po::value(&compare_winograd)->value_name("on|off"),
+         "Also run generated code built with Winograd on or off (with --compare-schedules: "
+         "and those schedules), interleaved with the first")  //
         ("threads", po::value(&threads)->value_name("N")->default_value(0),
          "Threads for generated code, oneDNN and PyTorch (0: all cores); the reference is "
          "single-threaded")                                                           //
@@ -197,9 +200,17 @@ int bench_command(const Args& args) {
     check_model_options(m);
     if (engine != "generated" && engine != "reference")
         throw UsageError("--engine must be one of: generated, reference; got '" + engine + "'");
-    if (!compare_schedules.empty() && engine != "generated")
+    if ((!compare_schedules.empty() || !compare_winograd.empty()) && engine != "generated")
         throw UsageError(
-            "--compare-schedules compares generated code: it needs --engine generated");
+            "--compare-schedules and --compare-winograd compare generated code: they need "
+            "--engine generated");
+    // The second generated engine's options (when asked for): the first's, with the other
+    // schedules and/or Winograd choice.
+    CodegenOptions cb = c;
+    if (!compare_schedules.empty()) cb.schedules = compare_schedules;
+    if (!compare_winograd.empty()) cb.winograd = compare_winograd;
+    lowering_options(cb);  // a bad --compare-winograd is a usage error, before any work
+    const bool compare = !compare_schedules.empty() || !compare_winograd.empty();
     if (runs < 1 || warmup < 0 || reference_runs < 0 || threads < 0)
         throw UsageError(
             "--runs must be at least 1 and --warmup, --reference-runs, --threads "
@@ -238,8 +249,10 @@ int bench_command(const Args& args) {
         generated_b_output(static_cast<size_t>(out_elems)),
         onednn_output(static_cast<size_t>(out_elems));
     std::unique_ptr<rt::Arena> arena, arena_b;
-    const std::string schedules_a = schedules_label(c.schedules),
-                      schedules_b = schedules_label(compare_schedules);
+    const std::string schedules_a = schedules_label(c.schedules) +
+                                    (compare_winograd.empty() ? "" : ", winograd " + c.winograd),
+                      schedules_b = schedules_label(cb.schedules) +
+                                    (compare_winograd.empty() ? "" : ", winograd " + cb.winograd);
     Tensor reference_output;
     for (const std::string& name : kEngines) {
         if (!has(name)) continue;
@@ -258,14 +271,13 @@ int bench_command(const Args& args) {
                 return rt::now_seconds() - t0;
             };
             e.output = [&] { return generated_output; };
-            if (!compare_schedules.empty()) {
-                // The same network and target with the other schedules, as its own engine.
+            if (compare) {
+                // The same network and target with the other schedules (or Winograd choice),
+                // as its own engine.
                 engines.push_back(std::move(e));
                 e = Engine{};
                 e.name = "generated[" + schedules_b + "]";
                 e.runs = runs;
-                CodegenOptions cb = c;
-                cb.schedules = compare_schedules;
                 net_b = load_generated(g, cb);
                 net_b->api().set_num_threads(threads);
                 arena_b = std::make_unique<rt::Arena>(net_b->api().arena_bytes);
@@ -553,6 +565,7 @@ int bench_command(const Args& args) {
                         generated_step(*net_b), bper, out, false);
             json["compare_layers"] = out;
             json["compare_schedules"] = compare_schedules;
+            if (!compare_winograd.empty()) json["compare_winograd"] = compare_winograd;
         }
         if (dnnl) {
             nlohmann::json out;

@@ -19,13 +19,25 @@ void add_codegen_options(po::options_description& options, CodegenOptions& c) {
          "Schedule database; none = built-in defaults (default: the database committed for "
          "this CPU, if any)")                                                           //
         (",j", po::value(&c.jobs)->value_name("N")->default_value(0),
-         "Layer kernels compiled in parallel (0: all cores)");
+         "Layer kernels compiled in parallel (0: all cores)")  //
+        ("winograd", po::value(&c.winograd)->value_name("on|off")->default_value("on"),
+         "Winograd F(4x4,3x3) for dense 3x3 stride-1 convs with enough channels and tiles; "
+         "off: every conv direct");
+}
+
+LoweringOptions lowering_options(const CodegenOptions& c) {
+    if (c.winograd != "on" && c.winograd != "off")
+        throw UsageError("--winograd must be on or off, got '" + c.winograd + "'");
+    LoweringOptions l;
+    l.winograd = c.winograd == "on";
+    return l;
 }
 
 std::unique_ptr<LoadedNetwork> load_generated(const Graph& graph, const CodegenOptions& c) {
     GenerateOptions o;
     o.targets = resolve_targets(c.target);
     o.jobs = c.jobs;
+    o.lowering = lowering_options(c);
     o.schedules = schedule_lookup(c.schedules, o.targets);
     // One folder per distinct network + target + schedules (the sources name all of them) +
     // generators' sources (which decide the kernels' machine code) + the runtime copied in.

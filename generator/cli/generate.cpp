@@ -59,6 +59,7 @@ int generate_command(const Args& args) {
     const Graph g = build_model(m);
     GenerateOptions o;
     o.jobs = c.jobs;
+    o.lowering = lowering_options(c);
     o.name = name;
     const std::string dir = out.empty() ? identifier_for(name.empty() ? g.name : name) : out;
 
