@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,16 @@ inline std::unique_ptr<LoadedNetwork> generate_and_load(const Graph& graph, cons
     o.quiet = true;
     const GenerateResult r = generate_network(graph, o);
     return std::make_unique<LoadedNetwork>(o.out_dir, r.name);
+}
+
+// The message of the exception `f` throws, or "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
 }
 
 inline Tensor random_input(const Shape& shape, uint64_t seed) {

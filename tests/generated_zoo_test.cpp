@@ -4,6 +4,9 @@
 // resolution (the generated code is the same kind either way).
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <string>
+
 #include "generated_test_util.h"
 #include "zoo/zoo.h"
 
@@ -22,16 +25,23 @@ void check_zoo_model(const std::string& model, int batch, int resolution, int in
     const Graph full = build_zoo_model(model, batch, resolution);
     // Compare logits: xception ends in a Softmax that saturates with random weights.
     const Graph logits = without_final_softmax(full);
-    auto net = generate_and_load(logits, model + "_b" + std::to_string(batch));
-    for (int i = 0; i < inputs; ++i) {
-        const Tensor input = random_input(full.input_shape, 100 + i);
-        const Tensor want = reference::run(logits, input);
-        const std::vector<float> got = run_generated(*net, input);
-        REQUIRE(got.size() == want.data.size());
-        INFO(model << " batch " << batch << " input " << i);
-        CHECK(relative_l2(got, want.data) <= 1e-4);
-        CHECK(top1(got, batch) == top1(want.data, batch));
+    const std::string tag = model + "_b" + std::to_string(batch);
+    {
+        auto net = generate_and_load(logits, tag);
+        for (int i = 0; i < inputs; ++i) {
+            const Tensor input = random_input(full.input_shape, 100 + i);
+            const Tensor want = reference::run(logits, input);
+            const std::vector<float> got = run_generated(*net, input);
+            REQUIRE(got.size() == want.data.size());
+            INFO(model << " batch " << batch << " input " << i);
+            CHECK(relative_l2(got, want.data) <= 1e-4);
+            CHECK(top1(got, batch) == top1(want.data, batch));
+        }
     }
+    // A folder holds up to 340 MB of packed weights: removed once checked (kept when a REQUIRE
+    // stops the test), so the suite needs the disk of the networks being tested at the moment,
+    // not of the whole zoo at two batches in each of two builds (6.6 GB).
+    std::filesystem::remove_all(test_dir(tag));
 }
 
 void check_zoo_model(const std::string& model) {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "block_graphs.h"
+#include "cardinal_runtime.h"
 #include "generated_test_util.h"
 #include "io/npy.h"
 #include "peers/onednn_engine.h"
@@ -165,12 +166,19 @@ TEST_CASE("peers: PyTorch built from the graph agrees with the reference on ever
 TEST_CASE("peers: PyTorch falls back to jit.freeze where optimize_for_inference is wrong",
           "[peers][pytorch]") {
     // odd_shapes adds a ReLU output (24 channels) to a conv of it: PyTorch 1.13's oneDNN path
-    // gets that wrong, the driver notices and runs jit.freeze alone, still exact.
+    // gets that wrong where it blocks channels by 16 (AVX-512 CPUs), the driver notices and
+    // runs jit.freeze alone, still exact. With 8-channel blocks (AVX2) 24 channels come out
+    // right and either mode may stand; the output must be exact in both.
     const Graph g = odd_shapes_graph();
     const Tensor input = random_input(g.input_shape, 6);
     const Tensor want = reference::run(g, input);
     peers::PytorchPeer peer(g, false, 1, input);
-    CHECK_THAT(peer.description(), Catch::Contains("jit.freeze only"));
+    if (rt::missing_cpu_features(resolve_target("x86-64-avx512")).empty()) {
+        CHECK_THAT(peer.description(), Catch::Contains("jit.freeze only"));
+    } else {
+        WARN("no AVX-512 here, the fallback need not happen: " << peer.description());
+        CHECK_THAT(peer.description(), Catch::Contains("jit.freeze"));
+    }
     peer.run();
     CHECK(relative_l2(peer.output().data, want.data) <= 1e-4);
 }

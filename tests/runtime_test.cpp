@@ -31,15 +31,6 @@ Graph small_net(const std::string& name, int channels) {
     return std::move(b).finish(x);
 }
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
-
 // A copy of a generated folder whose weights file `edit` changes.
 std::string copy_with_weights(const std::string& from, const std::string& tag,
                               const std::function<void(const std::string&)>& edit) {
