@@ -363,18 +363,13 @@ class StaticPool {
         stop_workers();
         threads_ = std::max(1, threads);
         next_ = std::make_unique<Counter[]>(threads_);
-        stop_ = false;
-        // Each worker starts from the generation current now: a loop started before the thread
-        // first runs is still its to run.
-        const uint64_t now = generation_.load(std::memory_order_acquire);
-        for (int t = 1; t < threads_; ++t)
-            workers_.emplace_back([this, t, now] { work(t, now); });
     }
 
     int run(void* user_context, halide_task_t task, int min, int size, uint8_t* closure) {
         std::unique_lock<std::mutex> loop(busy_, std::try_to_lock);
         if (!loop.owns_lock() || threads_ == 1 || size <= 1)
             return serial(user_context, task, min, size, closure);
+        if (workers_.empty()) start_workers();
         job_ = Job{task, user_context, min, size, closure};
         for (int t = 0; t < threads_; ++t)
             next_[t].value.store(share_begin(t), std::memory_order_relaxed);
@@ -451,6 +446,18 @@ class StaticPool {
             run_share(t);
             pending_.fetch_sub(1, std::memory_order_release);
         }
+    }
+
+    // Workers start at the first parallel loop, not when a library loads: a process that only
+    // loads networks (or fails to) has no threads of ours, and a thread starting up while the
+    // process forks a compile child (cardinal generate) cannot leave the child's allocator
+    // locked (seen under AddressSanitizer, whose allocator has no fork handlers in GCC 12).
+    void start_workers() {
+        stop_ = false;
+        // Each worker starts from the generation current now: the loop about to start is its.
+        const uint64_t now = generation_.load(std::memory_order_acquire);
+        for (int t = 1; t < threads_; ++t)
+            workers_.emplace_back([this, t, now] { work(t, now); });
     }
 
     void stop_workers() {
