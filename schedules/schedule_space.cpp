@@ -223,25 +223,29 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
         }
         set_default("ci_unroll", "1");
         set_default("ci_block", "0");
-        set_default("order", "co_outer");
         set_default("rows_per_task", "0");
         if (conv_zero_padded()) set_default("stage_input", "true");
+        const bool dense_pointwise =
+            param("kernel_h", 1) == 1 && param("kernel_w", 1) == 1 && param("groups", 1) == 1;
+        const double input_bytes = 4.0 * param("in_width", 1) * param("in_height", 1) *
+                                   param("in_channel_stride", 16) * param("batch", 1);
         if (!k.count("parallel") || k["parallel"] == "auto") {
             const int row_tasks = param("batch", 1) * ((oh + ty - 1) / ty);
             const ConvBlocking blocking = compute_conv_blocking(
                 param("in_channels", 16), param("in_channel_stride", 16), param("out_channels", 16),
                 ocs, param("groups", 1), kWeightBlock);
-            const bool dense_pointwise =
-                param("kernel_h", 1) == 1 && param("kernel_w", 1) == 1 && param("groups", 1) == 1;
             const double weight_bytes = 4.0 * blocking.ci_per_block * ocs;
-            const double input_bytes = 4.0 * param("in_width", 1) * param("in_height", 1) *
-                                       param("in_channel_stride", 16) * param("batch", 1);
             k["parallel"] = conv_default_splits_blocks(row_tasks, blocking.num_blocks,
                                                        ocs / std::max(1, knob(k, "oc_block")),
                                                        dense_pointwise, weight_bytes, input_bytes)
                                 ? "blocks"
                                 : "rows";
         }
+        if (!k.count("order") || k["order"] == "auto")
+            k["order"] = conv_default_pixel_outer(dense_pointwise, k["parallel"] == "blocks",
+                                                  input_bytes)
+                             ? "pixel_outer"
+                             : "co_outer";
     } else if (generator_ == "cardinal_winograd_conv2d") {
         // The generator's defaults (winograd.h).
         const int vec = natural_vec_, ocs = param("out_channel_stride", 16);

@@ -214,9 +214,26 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
     KernelSpec wide_image = pointwise;
     for (const char* k : {"in_height", "in_width", "out_height", "out_width"})
         wide_image.params[k] = "37";
+    const tune::Knobs wide_defaults =
+        tune::ScheduleSpace(wide_image, resolve_target("x86-64-avx512")).resolve({});
+    CHECK(wide_defaults.at("parallel") == "rows");
+    // Loop order: threads over channel blocks sweep the image per block (co_outer); threads over
+    // rows of an input larger than 1 MiB (37x37x736 floats: 3.8 MiB) run every channel block on
+    // a row while its inputs are in cache (pixel_outer), unless the schedule says otherwise.
+    CHECK(pspace.resolve({}).at("order") == "co_outer");
+    CHECK(wide_defaults.at("order") == "pixel_outer");
     CHECK(tune::ScheduleSpace(wide_image, resolve_target("x86-64-avx512"))
-              .resolve({})
-              .at("parallel") == "rows");
+              .resolve({{"order", "co_outer"}})
+              .at("order") == "co_outer");
+    KernelSpec small_image = pointwise;  // 64 channels at 56x56: 0.77 MiB of input
+    for (const char* k : {"in_height", "in_width", "out_height", "out_width"})
+        small_image.params[k] = "56";
+    for (const char* k : {"in_channels", "in_channel_stride", "out_channels", "out_channel_stride"})
+        small_image.params[k] = "64";
+    const tune::Knobs small_defaults =
+        tune::ScheduleSpace(small_image, resolve_target("x86-64-avx2")).resolve({});
+    CHECK(small_defaults.at("parallel") == "rows");
+    CHECK(small_defaults.at("order") == "co_outer");
     // The grouped conv: accumulators + one row of input vectors within 31 zmm.
     KernelSpec grouped{"cardinal_grouped_conv2d",
                        {{"batch", "1"},

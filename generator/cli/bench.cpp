@@ -32,6 +32,7 @@
 #include "cardinal_runtime.h"
 #include "cli/commands.h"
 #include "cli/engines.h"
+#include "cli/schedules.h"
 #include "codegen/targets.h"
 #include "ir/builder.h"
 #include "ir/error.h"
@@ -105,11 +106,20 @@ std::vector<std::string> split(const std::string& s, char sep) {
     return out;
 }
 
-// How a --schedules value reads in a table: "none", the file's name, or the committed database.
-std::string schedules_label(const std::string& schedules) {
-    if (schedules.empty()) return "committed database";
+// How a --schedules value reads in a table: "none", the file's name, or the committed database
+// for `target` (a --target value) that the engine uses, if there is one.
+std::string schedules_label(const std::string& schedules, const std::string& target) {
     if (schedules == "none") return "none";
-    return std::filesystem::path(schedules).filename().string();
+    if (!schedules.empty()) return std::filesystem::path(schedules).filename().string();
+    std::string used;
+    schedule_lookup("", resolve_targets(target), &used);
+    if (used.empty()) return "none (no committed database for this target)";
+    std::string label = "committed";
+    for (const std::string& path : split(used, ','))  // "a.json, b.json" with several targets
+        label += " " + std::filesystem::path(path.substr(path.find_first_not_of(' ')))
+                           .filename()
+                           .string();
+    return label;
 }
 
 std::string scientific(double x) {
@@ -249,9 +259,9 @@ int bench_command(const Args& args) {
         generated_b_output(static_cast<size_t>(out_elems)),
         onednn_output(static_cast<size_t>(out_elems));
     std::unique_ptr<rt::Arena> arena, arena_b;
-    const std::string schedules_a = schedules_label(c.schedules) +
+    const std::string schedules_a = schedules_label(c.schedules, c.target) +
                                     (compare_winograd.empty() ? "" : ", winograd " + c.winograd),
-                      schedules_b = schedules_label(cb.schedules) +
+                      schedules_b = schedules_label(cb.schedules, cb.target) +
                                     (compare_winograd.empty() ? "" : ", winograd " + cb.winograd);
     Tensor reference_output;
     for (const std::string& name : kEngines) {

@@ -31,7 +31,8 @@
 //                  one channel block (0: the whole image)
 //   order          "co_outer": each channel block sweeps the whole image (its weights stay in
 //                  cache); "pixel_outer": each row runs all channel blocks (its inputs stay in
-//                  cache).
+//                  cache) "auto" (default): see conv_default_pixel_outer in
+//                  conv_blocking.h.
 //   stage_input    zero-padded convs only (true by default): copy the input rows a task reads,
 //                  zero border included, into a buffer first (the whole padded image when
 //                  threads split channel blocks), so the reduction reads it with no bounds
@@ -51,7 +52,7 @@ namespace cardinal::halide_gen {
 using namespace Halide;
 
 enum class ParallelSplit { Auto, Rows, Blocks, None };
-enum class LoopOrder { CoOuter, PixelOuter };
+enum class LoopOrder { Auto, CoOuter, PixelOuter };
 
 class Conv2DGenerator : public Generator<Conv2DGenerator> {
 public:
@@ -96,8 +97,11 @@ public:
     GeneratorParam<int> rows_per_task{"rows_per_task", 0};
     GeneratorParam<bool> stage_input{"stage_input", true};
     GeneratorParam<LoopOrder> order{
-        "order", LoopOrder::CoOuter,
-        {{"co_outer", LoopOrder::CoOuter}, {"pixel_outer", LoopOrder::PixelOuter}}};
+        "order",
+        LoopOrder::Auto,
+        {{"auto", LoopOrder::Auto},
+         {"co_outer", LoopOrder::CoOuter},
+         {"pixel_outer", LoopOrder::PixelOuter}}};
 
     Input<Buffer<float>> input{"input", 4};      // (c, x, y, n)
     Input<Buffer<float>> weights{"weights", 5};  // (co_local, ci_local, kx, ky, block)
@@ -179,32 +183,39 @@ public:
             .unroll(ci)
             .unroll(xi)
             .unroll(yi);
-        if (order == LoopOrder::CoOuter) {
-            output.reorder(ci, xi, yi, xo, yo, n, co);
-        } else {
-            output.reorder(ci, xi, yi, co, xo, yo, n);
-        }
 
         const int row_tasks = int(batch) * ((int(out_height) + ty - 1) / ty);
-        // Reduction in chunks of ci_block input channels (1x1 convs; see below).
-        const bool ci_chunks = ci_block > 0 && int(ci_block) < cib && cib % int(ci_block) == 0 &&
-                               kernel_h == 1 && kernel_w == 1;
-        Var rows_level = yo;  // the innermost loop over output rows (tiles of ty)
-        Var blocks_level = co;  // the loop over channel blocks (or block x row-chunk tasks)
+        const double input_bytes =
+            4.0 * int(in_width) * int(in_height) * int(in_channel_stride) * int(batch);
+        const bool dense_pointwise = kernel_h == 1 && kernel_w == 1 && groups == 1;
         ParallelSplit split = parallel;
         if (split == ParallelSplit::Auto) {
             const double weight_bytes = 4.0 * cib * int(out_channel_stride);
-            const double input_bytes =
-                4.0 * int(in_width) * int(in_height) * int(in_channel_stride) * int(batch);
-            const bool dense_pointwise = kernel_h == 1 && kernel_w == 1 && groups == 1;
             split = conv_default_splits_blocks(row_tasks, blocking.num_blocks,
                                                int(out_channel_stride) / ob, dense_pointwise,
                                                weight_bytes, input_bytes)
                         ? ParallelSplit::Blocks
                         : ParallelSplit::Rows;
         }
-        if (split == ParallelSplit::Blocks && order == LoopOrder::PixelOuter)
+        LoopOrder loop_order = order;
+        if (loop_order == LoopOrder::Auto)
+            loop_order = conv_default_pixel_outer(dense_pointwise, split == ParallelSplit::Blocks,
+                                             input_bytes)
+                        ? LoopOrder::PixelOuter
+                        : LoopOrder::CoOuter;
+        if (split == ParallelSplit::Blocks && loop_order == LoopOrder::PixelOuter)
             split = ParallelSplit::Rows;  // blocks are inner loops in this order
+        if (loop_order == LoopOrder::CoOuter) {
+            output.reorder(ci, xi, yi, xo, yo, n, co);
+        } else {
+            output.reorder(ci, xi, yi, co, xo, yo, n);
+        }
+
+        // Reduction in chunks of ci_block input channels (1x1 convs; see below).
+        const bool ci_chunks = ci_block > 0 && int(ci_block) < cib && cib % int(ci_block) == 0 &&
+                               kernel_h == 1 && kernel_w == 1;
+        Var rows_level = yo;  // the innermost loop over output rows (tiles of ty)
+        Var blocks_level = co;  // the loop over channel blocks (or block x row-chunk tasks)
         if (split == ParallelSplit::Rows) {
             const int per_task = std::max(1, int(rows_per_task) > 0 ? int(rows_per_task) / ty : 1);
             output.fuse(yo, n, task);
@@ -250,9 +261,9 @@ public:
         //    ci_block * 4 bytes) in L1 across the blocks. On that layer (2 threads, ci_block 104)
         //    7.3 and 7.1 ms against 8.3 and 8.1 unchunked, in two interleaved network runs.
         const bool blocks_chunked =
-            ci_chunks && split == ParallelSplit::Blocks && order == LoopOrder::CoOuter;
+            ci_chunks && split == ParallelSplit::Blocks && loop_order == LoopOrder::CoOuter;
         const bool rows_chunked =
-            ci_chunks && split == ParallelSplit::Rows && order == LoopOrder::PixelOuter;
+            ci_chunks && split == ParallelSplit::Rows && loop_order == LoopOrder::PixelOuter;
         if (rows_chunked || blocks_chunked) {
             // rfactor splits the sum into per-chunk partial sums: a register tile sums one
             // chunk in registers, as the unchunked schedule does, then adds it to the
@@ -301,7 +312,7 @@ public:
                 in.unroll(c_in, cib, TailStrategy::GuardWithIf)
                     .vectorize(x_in, vec, TailStrategy::GuardWithIf);
         }
-        conv.compute_at(output, order == LoopOrder::CoOuter ? xo : co)
+        conv.compute_at(output, loop_order == LoopOrder::CoOuter ? xo : co)
             .vectorize(c, vec)
             .unroll(c)
             .unroll(x)

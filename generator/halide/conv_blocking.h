@@ -49,6 +49,21 @@ inline bool conv_default_splits_blocks(int row_tasks, int weight_blocks, int til
     return dense_pointwise && weight_bytes > input_bytes && tile_blocks >= 16;
 }
 
+// cardinal_conv2d's "auto" loop order: true for pixel_outer (each row task runs every channel
+// block over the row's inputs), false for co_outer (each channel block sweeps the image). For a
+// dense 1x1 conv whose threads split rows and whose input exceeds 1 MiB (more than an L2 of the
+// machines we target): co_outer streams that input from L3 or memory once per channel block,
+// pixel_outer once, its rows staying in L1/L2 while the weights (here at most 2.1 MB) cycle
+// through L2. Measured in the network, 2 threads, AVX2 (16-channel blocks): Xception's
+// 128->128 at 147x147 0.64 of the co_outer time, its 64->128 and 256->256 0.85-0.90, its
+// 256->728 and 728->728 at 37x37 0.94-0.95; ResNeXt-50's 256-channel 56x56 ones 0.90-0.97. The
+// tuner had picked pixel_outer for most such layers on Zen 4 (AVX-512) too. Not when threads
+// split channel blocks: 728->728 at 19x19 (1 MiB of input) took 1.07-1.14x as long in rows.
+inline bool conv_default_pixel_outer(bool dense_pointwise, bool splits_blocks,
+                                     double input_bytes) {
+    return dense_pointwise && !splits_blocks && input_bytes > 1024.0 * 1024.0;
+}
+
 // Output channels per register tile when the schedule leaves oc_block unset (cardinal_conv2d,
 // cardinal_winograd_conv2d): the most vectors, up to 4 with 32 vector registers (AVX-512,
 // AArch64) or 2 with 16 (AVX2), that make whole 16-channel weight blocks and divide the stored
