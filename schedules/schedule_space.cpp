@@ -242,10 +242,10 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
                                 : "rows";
         }
         if (!k.count("order") || k["order"] == "auto")
-            k["order"] = conv_default_pixel_outer(dense_pointwise, k["parallel"] == "blocks",
-                                                  input_bytes)
-                             ? "pixel_outer"
-                             : "co_outer";
+            k["order"] =
+                conv_default_pixel_outer(dense_pointwise, k["parallel"] == "blocks", input_bytes)
+                    ? "pixel_outer"
+                    : "co_outer";
     } else if (generator_ == "cardinal_winograd_conv2d") {
         // The generator's defaults (winograd.h).
         const int vec = natural_vec_, ocs = param("out_channel_stride", 16);

@@ -116,9 +116,9 @@ std::string schedules_label(const std::string& schedules, const std::string& tar
     if (used.empty()) return "none (no committed database for this target)";
     std::string label = "committed";
     for (const std::string& path : split(used, ','))  // "a.json, b.json" with several targets
-        label += " " + std::filesystem::path(path.substr(path.find_first_not_of(' ')))
-                           .filename()
-                           .string();
+        label +=
+            " " +
+            std::filesystem::path(path.substr(path.find_first_not_of(' '))).filename().string();
     return label;
 }
 

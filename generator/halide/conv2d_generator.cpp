@@ -200,9 +200,9 @@ public:
         LoopOrder loop_order = order;
         if (loop_order == LoopOrder::Auto)
             loop_order = conv_default_pixel_outer(dense_pointwise, split == ParallelSplit::Blocks,
-                                             input_bytes)
-                        ? LoopOrder::PixelOuter
-                        : LoopOrder::CoOuter;
+                                                  input_bytes)
+                             ? LoopOrder::PixelOuter
+                             : LoopOrder::CoOuter;
         if (split == ParallelSplit::Blocks && loop_order == LoopOrder::PixelOuter)
             split = ParallelSplit::Rows;  // blocks are inner loops in this order
         if (loop_order == LoopOrder::CoOuter) {

@@ -59,8 +59,7 @@ inline bool conv_default_splits_blocks(int row_tasks, int weight_blocks, int til
 // 256->728 and 728->728 at 37x37 0.94-0.95; ResNeXt-50's 256-channel 56x56 ones 0.90-0.97. The
 // tuner had picked pixel_outer for most such layers on Zen 4 (AVX-512) too. Not when threads
 // split channel blocks: 728->728 at 19x19 (1 MiB of input) took 1.07-1.14x as long in rows.
-inline bool conv_default_pixel_outer(bool dense_pointwise, bool splits_blocks,
-                                     double input_bytes) {
+inline bool conv_default_pixel_outer(bool dense_pointwise, bool splits_blocks, double input_bytes) {
     return dense_pointwise && !splits_blocks && input_bytes > 1024.0 * 1024.0;
 }
 
