@@ -699,8 +699,14 @@ class Tuner {
     // rerun would keep it as "already tuned": defaults that improve after a database was
     // tuned, or a database tuned on an Intel Xeon run on an AMD Zen 4, left ResNeXt-50's 7x7
     // layers 1.1-1.7x slower than `--schedules none`.
+    //
+    // Not for depthwise convs: their time is reading their input, which time_kernel flushes
+    // from the caches while in the network the previous layer has just written it. The two
+    // disagree: Xception's 728-channel depthwise entry at 19x19 timed 1.33x slower than the
+    // default here and 1.12-1.37x faster in the network (`cardinal bench --layers`).
     void replace_if_stale(Layer& l, const CompileTask& recorded) {
         if (!l.entry_usable || l.entry->knobs.empty()) return;
+        if (l.base.generator == "cardinal_depthwise_conv2d") return;
         if (l.entry_ms <= kStaleAbove * l.default_ms) return;  // one measurement: a pre-filter
         const auto [d, r] = confirm(l, recorded);
         if (r <= kStaleAbove * d) return;
