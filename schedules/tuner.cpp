@@ -810,6 +810,11 @@ class Tuner {
             return 0;
         }
         budget = need;
+        // What this layer is recorded as tuned with: its class, or more if time other layers
+        // left unused came its way. A small layer's class moves with the measured default times
+        // (its share of the network), and recording only the class let a same-budget rerun
+        // search it again when its share came out higher.
+        const double granted = (l.entry_usable ? l.entry->budget_s : 0) + budget;
 
         SeededRandom rng(hash_string(l.base.str(), o_.seed));
         std::set<std::string> tried;
@@ -938,7 +943,7 @@ class Tuner {
         e.default_ms = default_ms;
         e.trials += trials;
         e.rejected += rejected;
-        e.budget_s = std::max(e.budget_s, budget_class);
+        e.budget_s = std::max({e.budget_s, budget_class, granted});
         e.seconds += used;
         e.top.clear();
         for (const auto& [k, ms] : results) {
