@@ -422,6 +422,12 @@ int bench_command(const Args& args) {
                                    {"max_ms", e.stats.max * 1e3},
                                    {"gflops", gflops},
                                    {"peak_fraction", fraction}});
+        // Every run in the order measured: shows a bimodal distribution (a noisy host) that the
+        // median and the extremes hide.
+        nlohmann::json times = nlohmann::json::array();
+        for (double t : e.times)
+            times.push_back(t * 1e3);
+        json["results"].back()["times_ms"] = times;
     }
     std::cout << table.str();
 
