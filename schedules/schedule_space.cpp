@@ -133,7 +133,8 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, 
         knobs_ = {{"oc_block", to_strings(blocks)},
                   {"tile_x", to_strings(within(tiles, 1, ow))},
                   {"tile_y", to_strings(within({1, 2, 3, 4}, 1, oh))},
-                  {"rows_per_task", to_strings(within(rows, 1, oh))}};
+                  {"rows_per_task", to_strings(within(rows, 1, oh))},
+                  {"stage", {"block", "task"}}};
     } else if (generator_ == "cardinal_depthwise_conv2d") {
         // vector_width, c_block, tile_x, rows_per_task, order.
         const int cs = param("channel_stride", 16), ow = param("out_width", 1),
@@ -306,6 +307,12 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
             r = std::min(r, oh / 8);
             k["rows_per_task"] = std::to_string(std::clamp(r, ty, std::max(ty, oh)) / ty * ty);
         }
+        const double input_bytes = 4.0 * param("in_channel_stride", 16) * param("in_width", 1) *
+                                   param("in_height", 1) * param("batch", 1);
+        if (!k.count("stage") || k["stage"] == "auto")
+            k["stage"] = grouped_default_stages_per_task(param("stride_h", 1), input_bytes)
+                             ? "task"
+                             : "block";
     } else if (generator_ == "cardinal_depthwise_conv2d") {
         set_default("vector_width", std::to_string(natural_vec_));
         const int vec = std::max(1, knob(k, "vector_width"));

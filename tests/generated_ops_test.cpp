@@ -199,6 +199,24 @@ TEST_CASE("generated grouped conv: 4 and 8 channels per group, odd sizes, stride
     check_matches_reference(std::move(b).finish(z), "conv_groups_packed");
 }
 
+TEST_CASE("generated grouped conv: input rows staged per block or once per task") {
+    // The default stages per task only for strided convs with over 1 MiB of input; forced here
+    // on small odd shapes: 4, 8 and 32 channels per group, stride 2 with asymmetric padding,
+    // dilation 2, a fused residual, batch 2, tasks of 1, 3 and 4 rows (tails).
+    GraphBuilder b("conv_groups_staged", Shape{2, 64, 13, 11}, 15);
+    auto x = b.conv("g4", b.input(), conv_spec(64, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 16, true));
+    auto y = b.conv("g8_s2", x, conv_spec(64, 3, 3, 2, 2, {1, 0, 1, 1}, 1, 8, false));
+    auto z = b.conv("g32_dil", y, conv_spec(64, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 2, true));
+    z = b.add("add", z, y);
+    const Graph g = std::move(b).finish(b.relu("r", z));
+    const std::vector<std::map<std::string, std::string>> schedules = {
+        {{"stage", "task"}},
+        {{"stage", "task"}, {"rows_per_task", "3"}, {"tile_x", "3"}},
+        {{"stage", "task"}, {"rows_per_task", "4"}, {"tile_y", "2"}, {"tile_x", "2"}},
+        {{"stage", "block"}, {"rows_per_task", "3"}}};
+    check_conv_schedules(g, "conv_groups_staged", schedules, "cardinal_grouped_conv2d");
+}
+
 TEST_CASE("generated grouped conv: padded channels and channel multipliers 2, 4, 8") {
     GraphBuilder b("conv_groups_padded", Shape{1, 24, 9, 10}, 14);
     auto x = b.conv("g6x4", b.input(), conv_spec(24, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 6, true));

@@ -63,6 +63,20 @@ inline bool conv_default_pixel_outer(bool dense_pointwise, bool splits_blocks, d
     return dense_pointwise && !splits_blocks && input_bytes > 1024.0 * 1024.0;
 }
 
+// cardinal_grouped_conv2d's default staging: true to stage a task's input rows once for every
+// channel block ("task"), false to stage each block's channels of them in its turn ("block").
+// Per block, each staged pixel reads a 64-byte slice of a pixel of in_channel_stride floats:
+// 16 strided streams over the rows, which the prefetchers serve poorly once the input is not in
+// L2 (above 1 MiB). Staged per task, the rows are read contiguously, once. Strided convs only:
+// their tasks are one row (see rows_per_task), so block staging re-reads every input row
+// per block and per task. Measured in ResNeXt-50 on Zen 4 (cardinal bench --layers, 1 and 2
+// threads): layer2.0.conv2 (3.2 MB of input) 0.79-0.90 of the block-staged time, layer3.0.conv2
+// (1.6 MB) 0.83-0.94, while layer4.0.conv2 (0.8 MB) took 1.1-1.36x; the stride-1 layers, whose
+// tasks stage several rows, gained nothing.
+inline bool grouped_default_stages_per_task(int stride_h, double input_bytes) {
+    return stride_h > 1 && input_bytes > 1024.0 * 1024.0;
+}
+
 // Output channels per register tile when the schedule leaves oc_block unset (cardinal_conv2d,
 // cardinal_winograd_conv2d): the most vectors, up to 4 with 32 vector registers (AVX-512,
 // AArch64) or 2 with 16 (AVX2), that make whole 16-channel weight blocks and divide the stored

@@ -43,6 +43,10 @@
 //                   the tile_x within that budget with >= 8 accumulators (the FMA latency), then
 //                   the fewest columns computed, then the widest: 14 for a 3x3 stride-1 conv on
 //                   56, 28 or 14 columns (14 accumulators + 16 X_j), 10 for stride 2 on 28.
+//   stage           block: each block of output channels stages its channels of the task's
+//                   input rows in its turn (they stay in L1); task: the task stages its rows
+//                   once for every block, reading each input pixel contiguously (default for
+//                   strided convs whose input exceeds an L2, see conv_blocking.h).
 //   rows_per_task   output rows per parallel task. A task stages the block's input rows once
 //                   (rows*stride + kh - 1 rows), so more rows stage (and permute) each input row
 //                   fewer times. Default: the most rows whose staging fits half of L1 (24 KB),
@@ -61,6 +65,9 @@ using namespace Halide;
 
 // The weight layouts the kernel reads (one so far).
 enum class LaneOrder { GroupMinor };
+// Where the input rows are staged: per block of output channels (its channels of the task's
+// rows), or once per task for every block; auto: grouped_default_stages_per_task().
+enum class StageAt { Auto, Block, Task };
 
 class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
   public:
@@ -96,6 +103,10 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
     GeneratorParam<int> tile_x{"tile_x", 0};
     GeneratorParam<int> tile_y{"tile_y", 1};
     GeneratorParam<int> rows_per_task{"rows_per_task", 0};
+    GeneratorParam<StageAt> stage{
+        "stage",
+        StageAt::Auto,
+        {{"auto", StageAt::Auto}, {"block", StageAt::Block}, {"task", StageAt::Task}}};
 
     Input<Buffer<float>> input{"input", 4};      // (c, x, y, n)
     Input<Buffer<float>> weights{"weights", 5};  // (lane, j, kx, ky, block)
@@ -231,12 +242,16 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
             .parallel(task);
         // Nested vectorization over (g, i) makes X_j a broadcast of a G-float load and the
         // staging of a pixel a dense load + one shuffle.
-        staged.compute_at(output, co)
-            .bound(g, 0, G)
-            .bound(j, 0, ig)
-            .reorder(g, j, q, x, y, n)
-            .vectorize(g)
-            .vectorize(j);
+        staged.bound(g, 0, G).bound(j, 0, ig).reorder(g, j, q, x, y, n).vectorize(g).vectorize(j);
+        const double input_bytes =
+            double(in_channel_stride) * in_width * in_height * batch * sizeof(float);
+        const bool per_task = stage == StageAt::Auto
+                                  ? grouped_default_stages_per_task(stride_h, input_bytes)
+                                  : stage == StageAt::Task;
+        if (per_task)  // each block's staged rows contiguous, as the compute reads them
+            staged.compute_at(output, task).reorder_storage(g, j, x, y, q, n);
+        else
+            staged.compute_at(output, co);
         conv.bound(g, 0, G)
             .bound(i, 0, og_v)
             .compute_at(output, xo)
