@@ -268,6 +268,21 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
         CHECK(std::stoi(k.at("oc_block")) / 16 * tx * ty + (tx - 1) + 3 <= 31);
         CHECK(std::stoi(k.at("rows_per_task")) % ty == 0);
     }
+    // Staging per task is a knob only where the input exceeds an L2 (here 0.8 MB: not; at
+    // 56x56, 3.2 MB: yes), and the default for strided convs there.
+    auto has_stage = [](const tune::ScheduleSpace& s) {
+        for (const auto& d : s.knobs())
+            if (d.name == "stage") return true;
+        return false;
+    };
+    CHECK_FALSE(has_stage(gspace));
+    CHECK(gspace.resolve({}).at("stage") == "block");
+    KernelSpec wide = grouped;
+    wide.params["in_height"] = wide.params["in_width"] = "56";
+    wide.params["stride_h"] = wide.params["stride_w"] = "2";
+    const tune::ScheduleSpace strided_space(wide, resolve_target("x86-64-avx512"));
+    CHECK(has_stage(strided_space));
+    CHECK(strided_space.resolve({}).at("stage") == "task");
     // The depthwise conv: accumulators + one kernel row of inputs per vector (+ the 9 weight
     // vectors of a one-vector block) within 31 zmm; threads over channel blocks ignore
     // rows_per_task.
