@@ -133,7 +133,8 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, 
         knobs_ = {{"oc_block", to_strings(blocks)},
                   {"tile_x", to_strings(within(tiles, 1, ow))},
                   {"tile_y", to_strings(within({1, 2, 3, 4}, 1, oh))},
-                  {"rows_per_task", to_strings(within(rows, 1, oh))}};
+                  {"rows_per_task", to_strings(within(rows, 1, oh))},
+                  {"parallel", {"rows", "blocks"}}};
         // Staging per task only where the input exceeds an L2. Below, the network finds the
         // input warm (its producer just wrote it) while the tuner times with it flushed, and
         // the two disagree: tuned per task, ResNeXt-101 64x4d's 1024-channel grouped 3x3 at
@@ -301,6 +302,12 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
             }
             k["tile_x"] = std::to_string(tx);
         }
+        const int tile_blocks = param("out_channel_stride", 16) / (vb * kWeightBlock);
+        if (!k.count("parallel") || k["parallel"] == "auto")
+            k["parallel"] = grouped_default_splits_blocks(param("stride_h", 1), oh, tile_blocks)
+                                ? "blocks"
+                                : "rows";
+        const bool split_blocks = k["parallel"] == "blocks";
         if (!k.count("rows_per_task")) {
             const int groups = std::max(1, param("groups", 1));
             const int ig = param("in_channels", 16) / groups,
@@ -311,7 +318,10 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
             const int l1_rows = (24 * 1024) / std::max(1, in_row_bytes);
             int r = (l1_rows - (param("kernel_h", 3) - 1) * param("dilation_h", 1)) /
                     std::max(1, param("stride_h", 1));
-            r = std::min(r, oh / 8);
+            if (!split_blocks) {
+                r = std::min(r, oh / 8);
+                if (param("stride_h", 1) > 1) r = 1;
+            }
             k["rows_per_task"] = std::to_string(std::clamp(r, ty, std::max(ty, oh)) / ty * ty);
         }
         const double input_bytes = 4.0 * param("in_channel_stride", 16) * param("in_width", 1) *
@@ -413,6 +423,9 @@ Knobs ScheduleSpace::canonical(const Knobs& knobs) const {
         if (k.count("order") && k["order"] == "channels_parallel" && k.count("rows_per_task"))
             k.insert_or_assign("rows_per_task", std::string("1"));
     } else if (generator_ == "cardinal_grouped_conv2d") {
+        // A task over channel blocks stages its own rows: the stage knob does not apply.
+        if (k.count("parallel") && k["parallel"] == "blocks" && k.count("stage"))
+            k.insert_or_assign("stage", std::string("block"));
         if (k.count("rows_per_task")) {
             const int ty = k.count("tile_y") ? std::max(1, knob(k, "tile_y")) : 1;
             const int oh = param("out_height", 1);
@@ -466,14 +479,18 @@ double ScheduleSpace::row_imbalance(const Knobs& k) const {
         // Tasks of rows_per_task rows per image, the last shifted inwards (all the same cost).
         const int oh = param("out_height", 1), ty = std::max(1, knob(k, "tile_y"));
         const int rows = std::max(1, knob(k, "rows_per_task"));
-        auto share = [&](int r) {
+        const bool split_blocks = k.count("parallel") && k.at("parallel") == "blocks";
+        const int tile_blocks =
+            split_blocks ? param("out_channel_stride", 16) / std::max(1, knob(k, "oc_block")) : 1;
+        auto share = [&](int r, int copies) {  // copies: tasks of r rows per image row chunk
             std::vector<int> tasks;
-            for (int n = 0; n < batch; ++n)
+            for (int n = 0; n < batch * copies; ++n)
                 for (int t : tasks_of(oh, r, true))
                     tasks.push_back(t);
             return longest_share(tasks, threads_);
         };
-        return double(share(rows)) / share(std::min(ty, oh));
+        // Tasks over channel blocks too: against the finest row split of all of them.
+        return double(share(rows, tile_blocks)) / share(std::min(ty, oh), tile_blocks);
     }
     if (generator_ == "cardinal_depthwise_conv2d" || generator_ == "cardinal_pool2d") {
         if (k.count("order") && k.at("order") == "channels_parallel") return 1.0;

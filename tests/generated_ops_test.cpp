@@ -217,6 +217,25 @@ TEST_CASE("generated grouped conv: input rows staged per block or once per task"
     check_conv_schedules(g, "conv_groups_staged", schedules, "cardinal_grouped_conv2d");
 }
 
+TEST_CASE("generated grouped conv: threads split channel blocks") {
+    // Tasks of one register tile of channel blocks over a chunk of rows: 4, 8, 16 and 32
+    // channels per group, stride 2 with asymmetric padding, dilation 2, a fused residual,
+    // batch 2, whole-image chunks and chunks of 1, 3 and 4 rows (tails), two-block tiles.
+    GraphBuilder b("conv_groups_split_blocks", Shape{2, 64, 13, 11}, 16);
+    auto x = b.conv("g4", b.input(), conv_spec(64, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 16, true));
+    auto y = b.conv("g8_s2", x, conv_spec(64, 3, 3, 2, 2, {1, 0, 1, 1}, 1, 8, false));
+    auto w = b.conv("g16", y, conv_spec(64, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 4, true));
+    auto z = b.conv("g32_dil", w, conv_spec(64, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 2, true));
+    z = b.add("add", z, y);
+    const Graph g = std::move(b).finish(b.relu("r", z));
+    const std::vector<std::map<std::string, std::string>> schedules = {
+        {{"parallel", "blocks"}},
+        {{"parallel", "blocks"}, {"rows_per_task", "1"}, {"oc_block", "32"}},
+        {{"parallel", "blocks"}, {"rows_per_task", "3"}, {"tile_x", "3"}},
+        {{"parallel", "blocks"}, {"rows_per_task", "4"}, {"tile_y", "2"}, {"tile_x", "2"}}};
+    check_conv_schedules(g, "conv_groups_split_blocks", schedules, "cardinal_grouped_conv2d");
+}
+
 TEST_CASE("generated grouped conv: padded channels and channel multipliers 2, 4, 8") {
     GraphBuilder b("conv_groups_padded", Shape{1, 24, 9, 10}, 14);
     auto x = b.conv("g6x4", b.input(), conv_spec(24, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 6, true));

@@ -283,6 +283,25 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
     const tune::ScheduleSpace strided_space(wide, resolve_target("x86-64-avx512"));
     CHECK(has_stage(strided_space));
     CHECK(strided_space.resolve({}).at("stage") == "task");
+    CHECK(strided_space.resolve({}).at("rows_per_task") == "1");
+    // Threads split rows by default, but channel blocks for stride-1 convs under 16 rows (a
+    // row task would be one row reading all the weights), whose tasks then stage whole images
+    // when they fit half of L1 (14 rows of 16 padded pixels x 16 channels here).
+    CHECK(gspace.resolve({}).at("parallel") == "rows");
+    KernelSpec small = grouped;
+    for (const char* p : {"in_height", "in_width", "out_height", "out_width"})
+        small.params[p] = "14";
+    small.params["in_channels"] = small.params["in_channel_stride"] = "512";
+    small.params["out_channels"] = small.params["out_channel_stride"] = "512";
+    const tune::ScheduleSpace small_space(small, resolve_target("x86-64-avx512"));
+    CHECK(small_space.resolve({}).at("parallel") == "blocks");
+    CHECK(small_space.resolve({}).at("rows_per_task") == "14");
+    CHECK(small_space.resolve({{"parallel", "rows"}}).at("rows_per_task") == "1");
+    KernelSpec small_strided = small;
+    small_strided.params["in_height"] = small_strided.params["in_width"] = "28";
+    small_strided.params["stride_h"] = small_strided.params["stride_w"] = "2";
+    const tune::ScheduleSpace small_strided_space(small_strided, resolve_target("x86-64-avx512"));
+    CHECK(small_strided_space.resolve({}).at("parallel") == "rows");
     // The depthwise conv: accumulators + one kernel row of inputs per vector (+ the 9 weight
     // vectors of a one-vector block) within 31 zmm; threads over channel blocks ignore
     // rows_per_task.

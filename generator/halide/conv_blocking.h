@@ -77,6 +77,21 @@ inline bool grouped_default_stages_per_task(int stride_h, double input_bytes) {
     return stride_h > 1 && input_bytes > 1024.0 * 1024.0;
 }
 
+// cardinal_grouped_conv2d's "auto" parallel split: true for tasks of one register tile of channel
+// blocks over a chunk of rows, false for tasks of output rows over every channel block. Threads
+// over rows each read all of the layer's weights once per task, and below 16 output rows a task
+// is one row: ResNeXt-101 64x4d's 1024-channel grouped 3x3 at 14x14 reads its 590 KB of weights
+// 14 times for 14 rows of 14 pixels. Over blocks each block's weights are read once per chunk
+// (the whole image when its staging fits L1). Measured in the network on Zen 4 (cardinal bench
+// --layers, 2 threads): the 14x14 and 7x7 stride-1 layers took 0.66-0.87 of the rows time (0.35
+// vs 0.49 ms at 14x14); the 28x28 and 56x56 ones, whose row tasks hold 3-4 rows, the same. Not
+// strided convs: a block's staging then reads 64-byte slices of every input pixel, and the
+// 28x28 -> 14x14 and 56x56 -> 28x28 layers took 1.14-1.26x. At least 8 tiles of blocks, so that
+// two threads balance.
+inline bool grouped_default_splits_blocks(int stride_h, int out_height, int tile_blocks) {
+    return stride_h == 1 && out_height < 16 && tile_blocks >= 8;
+}
+
 // Output channels per register tile when the schedule leaves oc_block unset (cardinal_conv2d,
 // cardinal_winograd_conv2d): the most vectors, up to 4 with 32 vector registers (AVX-512,
 // AArch64) or 2 with 16 (AVX2), that make whole 16-channel weight blocks and divide the stored

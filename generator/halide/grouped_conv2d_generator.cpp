@@ -47,11 +47,16 @@
 //                   input rows in its turn (they stay in L1); task: the task stages its rows
 //                   once for every block, reading each input pixel contiguously (default for
 //                   strided convs whose input exceeds an L2, see conv_blocking.h).
+//   parallel        rows: a task is a run of output rows, over every block in turn (each task
+//                   reads all of the layer's weights); blocks: a task is one register tile of
+//                   blocks over a chunk of rows (its weights read once per chunk; the stage
+//                   knob does not apply). Default: blocks for stride-1 convs under 16 rows,
+//                   see grouped_default_splits_blocks in conv_blocking.h.
 //   rows_per_task   output rows per parallel task. A task stages the block's input rows once
 //                   (rows*stride + kh - 1 rows), so more rows stage (and permute) each input row
-//                   fewer times. Default: the most rows whose staging fits half of L1 (24 KB),
-//                   keeping >= 8 tasks per image so that threads stay balanced; 1 for strided
-//                   convs (rows share only kh - stride staged rows).
+//                   fewer times. Default: the most rows whose staging fits half of L1 (24 KB);
+//                   splitting rows, also keeping >= 8 tasks per image so that threads stay
+//                   balanced, and 1 for strided convs (rows share only kh - stride staged rows).
 // Loop order per task: block (its weights, ig*kh*kw*64 B, and its staged rows stay in L1), then
 // rows, then tiles along x.
 #include <algorithm>
@@ -68,6 +73,10 @@ enum class LaneOrder { GroupMinor };
 // Where the input rows are staged: per block of output channels (its channels of the task's
 // rows), or once per task for every block; auto: grouped_default_stages_per_task().
 enum class StageAt { Auto, Block, Task };
+// What the threads split: tasks of output rows (each runs every channel block over its rows), or
+// tasks of one register tile of channel blocks over a chunk of rows; auto:
+// grouped_default_splits_blocks().
+enum class GroupedSplit { Auto, Rows, Blocks };
 
 class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
   public:
@@ -107,6 +116,11 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
         "stage",
         StageAt::Auto,
         {{"auto", StageAt::Auto}, {"block", StageAt::Block}, {"task", StageAt::Task}}};
+    GeneratorParam<GroupedSplit> parallel{"parallel",
+                                          GroupedSplit::Auto,
+                                          {{"auto", GroupedSplit::Auto},
+                                           {"rows", GroupedSplit::Rows},
+                                           {"blocks", GroupedSplit::Blocks}}};
 
     Input<Buffer<float>> input{"input", 4};      // (c, x, y, n)
     Input<Buffer<float>> weights{"weights", 5};  // (lane, j, kx, ky, block)
@@ -213,16 +227,24 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
         }
         tx = std::clamp(tx, 1, int(out_width));
 
+        const int blocks_per_tile = blocks / vb;
+        const bool split_blocks =
+            parallel == GroupedSplit::Auto
+                ? grouped_default_splits_blocks(int(stride_h), int(out_height), blocks_per_tile)
+                : parallel == GroupedSplit::Blocks;
         int rows = rows_per_task;
         if (rows <= 0) {
             const int in_row_bytes =
                 (int(in_width) + 2 * int(pad_left)) * G * ig * int(sizeof(float));
             const int l1_rows = (24 * 1024) / std::max(1, in_row_bytes);
             rows = (l1_rows - (int(kernel_h) - 1) * int(dilation_h)) / int(stride_h);
-            rows = std::min(rows, int(out_height) / 8);
-            // Strided: consecutive output rows share only kh - stride staged rows, so more rows
-            // per task save little staging but grow the staged buffer (measured slower).
-            if (stride_h > 1) rows = 1;
+            if (!split_blocks) {
+                rows = std::min(rows, int(out_height) / 8);
+                // Strided: consecutive output rows share only kh - stride staged rows, so more
+                // rows per task save little staging but grow the staged buffer (measured
+                // slower).
+                if (stride_h > 1) rows = 1;
+            }
         }
         rows = std::clamp(rows, ty, std::max(ty, int(out_height))) / ty * ty;
 
@@ -236,10 +258,18 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
             .vectorize(cl)
             .unroll(cb)
             .unroll(xi)
-            .unroll(yi)
-            .reorder(cl, cb, xi, yi, xo, yo, co, yt, n)
-            .fuse(yt, n, task)
-            .parallel(task);
+            .unroll(yi);
+        if (split_blocks) {
+            // A task: one tile of channel blocks over one chunk of rows. Its weights are read
+            // once and its input channels staged once per chunk.
+            Var tile_rows("tile_rows");
+            output.reorder(cl, cb, xi, yi, xo, yo, yt, co, n)
+                .fuse(yt, co, tile_rows)
+                .fuse(tile_rows, n, task)
+                .parallel(task);
+        } else {
+            output.reorder(cl, cb, xi, yi, xo, yo, co, yt, n).fuse(yt, n, task).parallel(task);
+        }
         // Nested vectorization over (g, i) makes X_j a broadcast of a G-float load and the
         // staging of a pixel a dense load + one shuffle.
         staged.bound(g, 0, G).bound(j, 0, ig).reorder(g, j, q, x, y, n).vectorize(g).vectorize(j);
@@ -248,7 +278,9 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
         const bool per_task = stage == StageAt::Auto
                                   ? grouped_default_stages_per_task(stride_h, input_bytes)
                                   : stage == StageAt::Task;
-        if (per_task)  // each block's staged rows contiguous, as the compute reads them
+        if (split_blocks)  // the task is one tile of blocks: stage its channels of its rows
+            staged.compute_at(output, task);
+        else if (per_task)  // each block's staged rows contiguous, as the compute reads them
             staged.compute_at(output, task).reorder_storage(g, j, x, y, q, n);
         else
             staged.compute_at(output, co);
