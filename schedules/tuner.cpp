@@ -124,6 +124,7 @@ struct Floats {
 
 struct Buffer {
     std::unique_ptr<Floats> memory;
+    bool weights = false;  // a weight blob (else an activation or the output)
     halide_buffer_t buffer{};
     halide_dimension_t dims[5]{};
 };
@@ -142,7 +143,8 @@ class Harness {
                 span += (d.extent - 1) * d.stride;
             if (arg.dims.size() > 5) throw Error("a kernel argument with more than 5 dimensions");
             b->memory = std::make_unique<Floats>(size_t(span));
-            if (arg.kind == KernelArg::Kind::Weights) {
+            b->weights = arg.kind == KernelArg::Kind::Weights;
+            if (b->weights) {
                 const std::vector<float>& w = plan.blobs.at(size_t(arg.index)).data;
                 if (int64_t(w.size()) < span)
                     throw Error("weight blob '" + plan.blobs[size_t(arg.index)].name +
@@ -183,17 +185,19 @@ class Harness {
     void poison_output() {
         std::fill(output(), output() + output_size(), std::numeric_limits<float>::quiet_NaN());
     }
-    // Takes the kernel's inputs (activations, weights, bias) out of every cache, as a network
-    // run finds them: between two uses of a layer's weights the rest of the network streams
-    // through the caches, and its input activations were just written by the previous layer,
-    // in part by the other core. Timed warm, every repeat finds all of it in its own L2: a 1x1
-    // conv whose threads each read all weights (rows split) then looks as cheap as one that
-    // gives each thread half (channel blocks split), and a reduction chunked over input
-    // channels (strided reads of the input) as cheap as one streaming whole pixels; inside a
-    // network neither is.
-    void evict_inputs() {
+    // Leaves the caches as a network run finds them for this kernel. Its weights (and bias) out
+    // of every cache: between two uses of a layer's weights the rest of the network streams
+    // through the caches. Its input activations just written, as by the previous layer: in L2
+    // when they fit, else their last part, the rest in L3. Timed warm, every repeat would find
+    // the weights in L2, and a 1x1 conv whose threads each read all weights (rows split) would
+    // look as cheap as one giving each thread half (channel blocks split). Timed with the
+    // input flushed too (as until 2026-12-03), schedules that read it contiguously from memory
+    // won in the tuner and lost in the network: ResNeXt-101 64x4d's grouped 3x3 at 14x14 (0.8
+    // MB of input) staged per task 0.89x of the default in the tuner, 1.18-1.39x in the network.
+    void prepare_caches() {
         for (size_t i = 0; i + 1 < buffers_.size(); ++i) {  // the last buffer is the output
             const auto& b = buffers_[i];
+            if (!b->weights) continue;
             const char* p = reinterpret_cast<const char*>(b->memory->data);
             const size_t bytes = b->memory->size * sizeof(float);
 #if defined(__x86_64__)
@@ -209,6 +213,15 @@ class Harness {
             (void)bytes;
             break;
 #endif
+        }
+        for (size_t i = 0; i + 1 < buffers_.size(); ++i) {
+            const auto& b = buffers_[i];
+            if (b->weights) continue;
+            // Rewrite one float per cache line (its own value): the line is then modified in
+            // this core's caches, as the producing layer leaves it.
+            volatile float* p = b->memory->data;
+            for (size_t f = 0; f < b->memory->size; f += 64 / sizeof(float))
+                p[f] = p[f];
         }
     }
 
@@ -251,11 +264,12 @@ double median(std::vector<double> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// Median milliseconds of warm calls: at least min_reps and about `seconds` of calls.
+// Median milliseconds of calls with the caches as a network leaves them: at least min_reps and
+// about `seconds` of calls.
 double time_kernel(const JitKernel& k, Harness& h, double seconds, int min_reps = 5,
                    int max_reps = 200) {
     auto args = h.args();
-    h.evict_inputs();
+    h.prepare_caches();
     auto t0 = Clock::now();
     if (int rc = k.call(args)) throw Error("Halide error code " + std::to_string(rc));
     const double first = std::max(seconds_since(t0), 1e-6);
@@ -263,7 +277,7 @@ double time_kernel(const JitKernel& k, Harness& h, double seconds, int min_reps 
     std::vector<double> t;
     t.reserve(size_t(reps));
     for (int i = 0; i < reps; ++i) {
-        h.evict_inputs();
+        h.prepare_caches();
         t0 = Clock::now();
         if (int rc = k.call(args)) throw Error("Halide error code " + std::to_string(rc));
         t.push_back(seconds_since(t0) * 1e3);
@@ -701,10 +715,11 @@ class Tuner {
     // tuned, or a database tuned on an Intel Xeon run on an AMD Zen 4, left ResNeXt-50's 7x7
     // layers 1.1-1.7x slower than `--schedules none`.
     //
-    // Not for depthwise convs: their time is reading their input, which time_kernel flushes
-    // from the caches while in the network the previous layer has just written it. The two
-    // disagree: Xception's 728-channel depthwise entry at 19x19 timed 1.33x slower than the
-    // default here and 1.12-1.37x faster in the network (`cardinal bench --layers`).
+    // Not for depthwise convs: their time is reading their input, which time_kernel used to
+    // flush from the caches while in the network the previous layer has just written it. The
+    // two disagreed: Xception's 728-channel depthwise entry at 19x19 timed 1.33x slower than
+    // the default here and 1.12-1.37x faster in the network (`cardinal bench --layers`). The
+    // input is now left as just written (Harness::prepare_caches); not rechecked since.
     void replace_if_stale(Layer& l, const CompileTask& recorded) {
         if (!l.entry_usable || l.entry->knobs.empty()) return;
         if (l.base.generator == "cardinal_depthwise_conv2d") return;
