@@ -210,20 +210,21 @@ TEST_CASE("cli: an unknown model fails with exit 1 and lists the models", "[cli]
 TEST_CASE("cli: usage errors exit with 2", "[cli]") {
     const std::string io = " --input " + tmp("x_unused.npy") + " --output " + tmp("y_unused.npy");
     for (const std::string args : {
-             "frobnicate",                                  // unknown command
-             "--frobnicate",                                // unknown option
-             "inspect",                                     // missing --model
-             "inspect --model",                             // missing value
-             "inspect --model resnet50 --frobnicate",       // unknown option
-             "inspect --model resnet50 extra",              // stray argument
-             "inspect --model resnet50 --batch two",        // bad value
-             "inspect --model resnet50 --batch 0",          // out of range
-             "inspect --model resnet50 --resolution -5",    // out of range
-             "inspect --model resnet50 --onnx model.onnx",  // both sources
-             "run --model resnet50 --input x.npy",          // missing --output
-             "run --model resnet50 --output y.npy",         // missing --input
-             "generate --model resnet50 --winograd maybe",  // bad value
+             "frobnicate",                                   // unknown command
+             "--frobnicate",                                 // unknown option
+             "inspect",                                      // missing --model
+             "inspect --model",                              // missing value
+             "inspect --model resnet50 --frobnicate",        // unknown option
+             "inspect --model resnet50 extra",               // stray argument
+             "inspect --model resnet50 --batch two",         // bad value
+             "inspect --model resnet50 --batch 0",           // out of range
+             "inspect --model resnet50 --resolution -5",     // out of range
+             "inspect --model resnet50 --onnx model.onnx",   // both sources
+             "run --model resnet50 --input x.npy",           // missing --output
+             "run --model resnet50 --output y.npy",          // missing --input
+             "generate --model resnet50 --winograd maybe",   // bad value
              "bench --model resnet50 --compare-winograd 1",  // bad value
+             "bench --model resnet50 --runs-per-round 0",    // out of range
          }) {
         const Result r = run_cli(args);
         CHECK(r.code == 2);

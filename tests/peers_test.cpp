@@ -210,7 +210,7 @@ TEST_CASE("peers: bench with every peer runs and its JSON has all four engines",
     const std::string json = test_dir("cli/bench.json");
     const Result r = run_cli(
         "bench --model mobilenet_v2 --resolution 64 --peers "
-        "reference,onednn,pytorch --runs 2 --threads 2 --json '" +
+        "reference,onednn,pytorch --runs 3 --runs-per-round 2 --threads 2 --json '" +
             json + "'",
         "bench_all");
     REQUIRE(r.code == 0);
@@ -218,9 +218,13 @@ TEST_CASE("peers: bench with every peer runs and its JSON has all four engines",
     CHECK(j["model"] == "mobilenet_v2");
     CHECK(j["threads"] == 2);
     CHECK(j["batch"] == 1);
+    CHECK(j["runs_per_round"] == 2);
     std::set<std::string> engines;
     for (const auto& e : j["results"]) {
         engines.insert(e["engine"].get<std::string>());
+        // Rounds of 2 timed runs (a last round of 1): only timed runs are reported, the
+        // reference's --reference-runs (2) of them.
+        CHECK(e["times_ms"].size() == (e["engine"] == "reference" ? 2u : 3u));
         CHECK(e["median_ms"].get<double>() > 0);
         CHECK(e["min_ms"].get<double>() <= e["median_ms"].get<double>());
         CHECK(e["max_ms"].get<double>() >= e["median_ms"].get<double>());

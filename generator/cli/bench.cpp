@@ -1,9 +1,12 @@
 // `cardinal bench`: latency of generated code against the reference implementation and the peers
 // a user would pick instead (oneDNN, PyTorch), all on the same network, weights and input.
 //
-// Engines run interleaved (A B C A B C ...) so that drift of a shared machine hits all of them
-// alike, with a short pause between two engines so that one engine's spinning worker threads
-// (OpenMP spins a few ms after a parallel region) do not steal cores from the next. Reported per
+// Engines run interleaved in rounds (A A A B B B C C C A A A ...) so that drift of a shared
+// machine hits all of them alike. A round of an engine starts with one untimed run that absorbs
+// what the engine before it left behind: its worker threads still spinning (OpenMP spins a few
+// ms after a parallel region; PyTorch's, in their own process, stole a core from whichever
+// engine came next and doubled MobileNetV2's median at 2 threads) and the caches full of its
+// data. --runs-per-round 1 alternates single runs (A B C A B C ...). Reported per
 // engine: median/min/max over the timed runs after warm-up, GFLOP/s (2 x MACs / time), the
 // fraction of this machine's FMA peak (widest ISA, same thread count) measured in the same run,
 // the speedup over the reference and the time ratio generated/peer. Every engine's output is
@@ -171,7 +174,7 @@ int bench_command(const Args& args) {
     CodegenOptions c;
     std::string engine = "generated", json_path, peers_arg = "reference", plot_path,
                 compare_schedules, compare_winograd;
-    int threads = 0, runs = 20, warmup = 3, reference_runs = 2;
+    int threads = 0, runs = 20, warmup = 3, reference_runs = 2, runs_per_round = 5;
     bool layers = false;
     add_model_options(options, m, /*with_seed=*/true);
     add_codegen_options(options, c);
@@ -192,6 +195,10 @@ int bench_command(const Args& args) {
         ("runs", po::value(&runs)->value_name("N")->default_value(20), "Timed runs")  //
         ("warmup", po::value(&warmup)->value_name("N")->default_value(3),
          "Untimed runs before timing")  //
+        ("runs-per-round", po::value(&runs_per_round)->value_name("N")->default_value(5),
+         "Timed runs of one engine in a row, after one untimed run that absorbs the engine "
+         "before (its spinning threads, its data in the caches); 1: engines alternate run "
+         "by run")  //
         ("reference-runs", po::value(&reference_runs)->value_name("N")->default_value(2),
          "Timed runs of the (slow) reference; 0 skips it")  //
         ("layers", po::bool_switch(&layers),
@@ -221,10 +228,10 @@ int bench_command(const Args& args) {
     if (!compare_winograd.empty()) cb.winograd = compare_winograd;
     lowering_options(cb);  // a bad --compare-winograd is a usage error, before any work
     const bool compare = !compare_schedules.empty() || !compare_winograd.empty();
-    if (runs < 1 || warmup < 0 || reference_runs < 0 || threads < 0)
+    if (runs < 1 || runs_per_round < 1 || warmup < 0 || reference_runs < 0 || threads < 0)
         throw UsageError(
-            "--runs must be at least 1 and --warmup, --reference-runs, --threads "
-            "at least 0");
+            "--runs and --runs-per-round must be at least 1 and --warmup, --reference-runs, "
+            "--threads at least 0");
     std::vector<std::string> wanted = {engine};
     if (peers_arg != "none")
         for (const std::string& p : split(peers_arg, ',')) {
@@ -349,12 +356,18 @@ int bench_command(const Args& args) {
     for (int i = 0; i < warmup; ++i)
         for (Engine& e : engines)
             if (e.missing.empty() && e.warm) one_run(e);
-    int rounds = 0;
+    int most_runs = 0;
     for (const Engine& e : engines)
-        rounds = std::max(rounds, e.runs);
-    for (int i = 0; i < rounds; ++i)
-        for (Engine& e : engines)
-            if (e.missing.empty() && i < e.runs) e.times.push_back(one_run(e));
+        most_runs = std::max(most_runs, e.runs);
+    for (int first = 0; first < most_runs; first += runs_per_round)
+        for (Engine& e : engines) {
+            if (!e.missing.empty() || first >= e.runs) continue;
+            // The reference (single-threaded, seconds per run) has no lead-in: the engine
+            // before disturbs it by well under 1 %.
+            if (runs_per_round > 1 && e.warm) one_run(e);
+            for (int i = first; i < std::min(first + runs_per_round, e.runs); ++i)
+                e.times.push_back(one_run(e));
+        }
     for (Engine& e : engines)
         if (e.missing.empty()) e.stats = stats_of(e.times);
 
@@ -377,7 +390,9 @@ int bench_command(const Args& args) {
     for (const Engine& e : engines)
         std::cout << "  " << e.name << ": "
                   << (e.missing.empty() ? e.description : "MISSING: " + e.missing) << "\n";
-    std::cout << "runs interleaved (" << warmup << " warm-up round(s))\n\n";
+    std::cout << "runs interleaved (" << warmup << " warm-up round(s), then rounds of "
+              << (runs_per_round > 1 ? "1 untimed + " : "") << runs_per_round
+              << " timed run(s) per engine)\n\n";
 
     Table table({"engine", "runs", "median ms", "min ms", "max ms", "GFLOP/s", "% of peak",
                  "speedup vs reference"},
@@ -398,6 +413,7 @@ int bench_command(const Args& args) {
                            {"peak_isa", isa_name(isa)},
                            {"warmup", warmup},
                            {"interleaved", true},
+                           {"runs_per_round", runs_per_round},
                            {"results", nlohmann::json::array()},
                            {"missing", nlohmann::json::array()}};
     if (!m.onnx.empty()) json["onnx"] = m.onnx;
@@ -493,25 +509,38 @@ int bench_command(const Args& args) {
             bper(static_cast<size_t>(bsteps)), dper(static_cast<size_t>(dsteps));
         std::vector<double> gsec(static_cast<size_t>(gsteps)), bsec(static_cast<size_t>(bsteps)),
             dsec(static_cast<size_t>(dsteps));
-        for (int i = 0; i < runs; ++i) {
-            if (net) {
-                net->run(input.ptr(), generated_output.data(), arena->data(), gsec.data());
-                for (int s = 0; s < gsteps; ++s)
-                    gper[size_t(s)].push_back(gsec[size_t(s)]);
+        // Rounds as above: per engine one untimed run, then up to runs_per_round timed ones.
+        auto round_of = [&](int count, auto&& run_once, std::vector<std::vector<double>>& per,
+                            const std::vector<double>& sec) {
+            std::this_thread::sleep_for(kSettle);
+            if (runs_per_round > 1) run_once();
+            for (int k = 0; k < count; ++k) {
+                run_once();
+                for (size_t s = 0; s < per.size(); ++s)
+                    per[s].push_back(sec[s]);
             }
-            if (net_b) {
-                std::this_thread::sleep_for(kSettle);
-                net_b->run(input.ptr(), generated_b_output.data(), arena_b->data(), bsec.data());
-                for (int s = 0; s < bsteps; ++s)
-                    bper[size_t(s)].push_back(bsec[size_t(s)]);
-            }
-            if (dnnl) {
-                if (net) std::this_thread::sleep_for(kSettle);
-                dnnl->run(input.ptr(), onednn_output.data(), dsec.data());
-                for (int s = 0; s < dsteps; ++s)
-                    dper[size_t(s)].push_back(dsec[size_t(s)]);
-                if (net) std::this_thread::sleep_for(kSettle);
-            }
+        };
+        for (int first = 0; first < runs; first += runs_per_round) {
+            const int count = std::min(runs_per_round, runs - first);
+            if (net)
+                round_of(
+                    count,
+                    [&] {
+                        net->run(input.ptr(), generated_output.data(), arena->data(), gsec.data());
+                    },
+                    gper, gsec);
+            if (net_b)
+                round_of(
+                    count,
+                    [&] {
+                        net_b->run(input.ptr(), generated_b_output.data(), arena_b->data(),
+                                   bsec.data());
+                    },
+                    bper, bsec);
+            if (dnnl)
+                round_of(
+                    count, [&] { dnnl->run(input.ptr(), onednn_output.data(), dsec.data()); }, dper,
+                    dsec);
         }
         auto layer_table = [&](const std::string& title, int steps, auto&& info,
                                std::vector<std::vector<double>>& per, nlohmann::json& out,
