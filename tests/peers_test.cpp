@@ -242,6 +242,24 @@ TEST_CASE("peers: bench with every peer runs and its JSON has all four engines",
                Catch::Contains("generated / onednn") && Catch::Contains("pytorch vs reference"));
 }
 
+TEST_CASE("peers: bench says when a saturated softmax makes the outputs' agreement vacuous",
+          "[peers][cli]") {
+    // Xception's softmax saturates with the zoo's random weights: one-hot outputs, equal in every
+    // engine. MobileNetV2 ends at the logits.
+    for (const auto& [model, saturated] : {std::pair{"xception", true}, {"mobilenet_v2", false}}) {
+        const std::string json = test_dir(std::string("cli/saturated_") + model + ".json");
+        const Result r = run_cli(std::string("bench --model ") + model +
+                                     " --resolution 71 --engine reference --peers onednn "
+                                     "--runs 1 --warmup 0 --json '" +
+                                     json + "'",
+                                 std::string("bench_saturated_") + model);
+        REQUIRE(r.code == 0);
+        const nlohmann::json j = nlohmann::json::parse(slurp(json));
+        CHECK(j["outputs_saturated"] == saturated);
+        CHECK((r.out.find("saturated softmax") != std::string::npos) == saturated);
+    }
+}
+
 TEST_CASE("peers: bench on an ONNX file runs every peer and they agree", "[peers][cli][onnx]") {
     const std::string dir = test_dir("onnx_export");
     fs::create_directories(dir);
