@@ -1,12 +1,13 @@
-// The runtime around generated code: the weights file's checks, the activation arena, running
-// one loaded network from several threads, the CPU feature check, and generation that fails
-// without leaving anything behind.
+// The runtime around generated code: the layout conversions at the network's edges, the
+// weights file's checks, the activation arena, running one loaded network from several threads,
+// the CPU feature check, and generation that fails without leaving anything behind.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <thread>
+#include <vector>
 
 #include "cardinal_runtime.h"
 #include "codegen/lowering.h"
@@ -42,6 +43,39 @@ std::string copy_with_weights(const std::string& from, const std::string& tag,
 }
 
 }  // namespace
+
+TEST_CASE("the edge conversions NCHW <-> NHWC move every value to its place, padding with zeros") {
+    // 3 channels (the interleaving fast path) at widths below, at and off its 4 pixels per step;
+    // other channel counts and padded channel strides take the general loop. 2 x 3 x 150 x 151
+    // is above the size split over the thread pool.
+    struct Case {
+        int n, c, h, w, stride;
+    };
+    for (const Case& t : {Case{1, 3, 5, 1, 3}, Case{1, 3, 3, 3, 3}, Case{2, 3, 7, 4, 3},
+                          Case{1, 3, 9, 13, 3}, Case{2, 3, 150, 151, 3}, Case{1, 3, 4, 6, 16},
+                          Case{2, 1, 5, 7, 1}, Case{1, 5, 6, 9, 8}}) {
+        CAPTURE(t.n, t.c, t.h, t.w, t.stride);
+        const int64_t pixels = int64_t(t.n) * t.h * t.w;
+        std::vector<float> nchw(size_t(pixels * t.c));
+        for (size_t i = 0; i < nchw.size(); ++i)
+            nchw[i] = float(i) + 0.5f;
+        std::vector<float> nhwc(size_t(pixels * t.stride), -1.0f);
+        rt::nchw_to_nhwc(nchw.data(), nhwc.data(), t.n, t.c, t.h, t.w, t.stride);
+        int wrong = 0;
+        for (int b = 0; b < t.n; ++b)
+            for (int y = 0; y < t.h; ++y)
+                for (int x = 0; x < t.w; ++x)
+                    for (int ch = 0; ch < t.stride; ++ch) {
+                        const float want =
+                            ch < t.c ? nchw[size_t(((b * t.c + ch) * t.h + y) * t.w + x)] : 0.0f;
+                        wrong += nhwc[size_t(((b * t.h + y) * t.w + x) * t.stride + ch)] != want;
+                    }
+        CHECK(wrong == 0);
+        std::vector<float> back(nchw.size(), -1.0f);
+        rt::nhwc_to_nchw(nhwc.data(), back.data(), t.n, t.c, t.h, t.w, t.stride);
+        CHECK(back == nchw);
+    }
+}
 
 TEST_CASE("weights file: truncated corrupt foreign and missing files are refused") {
     generate_and_load(small_net("wnet", 24), "weights_good");
