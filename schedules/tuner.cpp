@@ -527,7 +527,10 @@ class Tuner {
             t.spec.params[k] = v;
         if (hook && o_.candidate_hook) o_.candidate_hook(t.spec);
         t.function = kernel_function_name(t.spec, o_.target);
-        t.object = cache_ / (t.function.substr(std::string("cardinal_k").size()) + ".o");
+        // Named like generate's cached objects: the function name depends on the spec and
+        // target alone, the machine code also on the generators' sources.
+        t.object = cache_ / (t.function.substr(std::string("cardinal_k").size()) + "-" +
+                             generator_sources_digest() + ".o");
         return t;
     }
 
