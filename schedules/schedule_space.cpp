@@ -314,15 +314,9 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
                       og = param("out_channels", 16) / groups;
             const int og_v = std::max(1, std::min(og, kWeightBlock));
             const int G = kWeightBlock / og_v;
-            const int in_row_bytes = (param("in_width", 1) + 2 * param("pad_left", 0)) * G * ig * 4;
-            const int l1_rows = (24 * 1024) / std::max(1, in_row_bytes);
-            int r = (l1_rows - (param("kernel_h", 3) - 1) * param("dilation_h", 1)) /
-                    std::max(1, param("stride_h", 1));
-            if (!split_blocks) {
-                r = std::min(r, oh / 8);
-                if (param("stride_h", 1) > 1) r = 1;
-            }
-            k["rows_per_task"] = std::to_string(std::clamp(r, ty, std::max(ty, oh)) / ty * ty);
+            k["rows_per_task"] = std::to_string(grouped_default_rows_per_task(
+                param("in_width", 1), param("pad_left", 0), G * ig, param("kernel_h", 3),
+                param("dilation_h", 1), param("stride_h", 1), oh, ty, split_blocks));
         }
         const double input_bytes = 4.0 * param("in_channel_stride", 16) * param("in_width", 1) *
                                    param("in_height", 1) * param("batch", 1);

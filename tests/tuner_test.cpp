@@ -15,6 +15,7 @@
 #include "cardinal_runtime.h"
 #include "codegen/kernel_compiler.h"
 #include "generated_test_util.h"
+#include "halide/conv_blocking.h"
 #include "ir/error.h"
 #include "passes/fold_batch_norm.h"
 #include "schedules/jit_runner.h"
@@ -302,6 +303,20 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
     small_strided.params["stride_h"] = small_strided.params["stride_w"] = "2";
     const tune::ScheduleSpace small_strided_space(small_strided, resolve_target("x86-64-avx512"));
     CHECK(small_strided_space.resolve({}).at("parallel") == "rows");
+    // Default row chunks compute the fewest rows: the last chunk of an image shifts inwards and
+    // recomputes its overlap. 32 channels per group at 14x14 (ResNeXt-101 32x8d): 10 rows fit
+    // half of L1, but chunks of 10 compute 20 rows, of 7 14. Over rows at 28x28: at most 28/8 = 3
+    // rows, but 3 compute 30, 2 compute 28.
+    KernelSpec wide_groups = small;
+    wide_groups.params["in_channels"] = wide_groups.params["in_channel_stride"] = "1024";
+    wide_groups.params["out_channels"] = wide_groups.params["out_channel_stride"] = "1024";
+    const tune::ScheduleSpace wide_groups_space(wide_groups, resolve_target("x86-64-avx512"));
+    CHECK(wide_groups_space.resolve({}).at("parallel") == "blocks");
+    CHECK(wide_groups_space.resolve({}).at("rows_per_task") == "7");
+    CHECK(grouped_default_rows_per_task(14, 1, 32, 3, 1, 1, 14, 1, true) == 7);
+    CHECK(gspace.resolve({}).at("rows_per_task") == "2");
+    CHECK(grouped_default_rows_per_task(28, 1, 16, 3, 1, 1, 28, 1, false) == 2);
+    CHECK(grouped_default_rows_per_task(28, 1, 16, 3, 1, 1, 28, 2, false) == 2);
     // The depthwise conv: accumulators + one kernel row of inputs per vector (+ the 9 weight
     // vectors of a one-vector block) within 31 zmm; threads over channel blocks ignore
     // rows_per_task.

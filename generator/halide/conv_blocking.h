@@ -92,6 +92,34 @@ inline bool grouped_default_splits_blocks(int stride_h, int out_height, int tile
     return stride_h == 1 && out_height < 16 && tile_blocks >= 8;
 }
 
+// cardinal_grouped_conv2d's default output rows per task (a multiple of tile_y). The most rows
+// whose staged input (rows*stride + (kh-1)*dilation rows of in_width + 2*pad_left pixels of G*ig
+// floats) fits half of L1 (24 KB); over rows, also at most out_height/8 (>= 8 tasks per image, so
+// that threads balance) and 1 for strided convs (their rows share only kh - stride staged rows:
+// more rows stage little less and measured slower). Among those, the fewest rows computed: the
+// last chunk of an image shifts inwards and recomputes its overlap, so 14 rows in chunks of 10
+// compute 20. ResNeXt-101 32x8d's 32-channel groups at 14x14 (10 rows fit) took that 43 % more
+// work in 22 layers; chunks of 7 compute 14.
+inline int grouped_default_rows_per_task(int in_width, int pad_left, int staged_floats_per_pixel,
+                                         int kernel_h, int dilation_h, int stride_h, int out_height,
+                                         int tile_y, bool splits_blocks) {
+    const int in_row_bytes = (in_width + 2 * pad_left) * staged_floats_per_pixel * 4;
+    const int l1_rows = (24 * 1024) / (in_row_bytes > 0 ? in_row_bytes : 1);
+    int cap = (l1_rows - (kernel_h - 1) * dilation_h) / (stride_h > 0 ? stride_h : 1);
+    if (!splits_blocks) {
+        cap = cap < out_height / 8 ? cap : out_height / 8;
+        if (stride_h > 1) cap = 1;
+    }
+    const int ty = tile_y > 0 ? tile_y : 1;
+    const int most = ty > out_height ? ty : out_height;
+    cap = (cap < ty ? ty : cap > most ? most : cap) / ty * ty;
+    auto computed = [&](int r) { return (out_height + r - 1) / r * r; };
+    int best = cap;
+    for (int r = cap - ty; r >= ty; r -= ty)
+        if (computed(r) < computed(best)) best = r;
+    return best;
+}
+
 // Output channels per register tile when the schedule leaves oc_block unset (cardinal_conv2d,
 // cardinal_winograd_conv2d): the most vectors, up to 4 with 32 vector registers (AVX-512,
 // AArch64) or 2 with 16 (AVX2), that make whole 16-channel weight blocks and divide the stored

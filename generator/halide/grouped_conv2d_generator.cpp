@@ -233,19 +233,9 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
                 ? grouped_default_splits_blocks(int(stride_h), int(out_height), blocks_per_tile)
                 : parallel == GroupedSplit::Blocks;
         int rows = rows_per_task;
-        if (rows <= 0) {
-            const int in_row_bytes =
-                (int(in_width) + 2 * int(pad_left)) * G * ig * int(sizeof(float));
-            const int l1_rows = (24 * 1024) / std::max(1, in_row_bytes);
-            rows = (l1_rows - (int(kernel_h) - 1) * int(dilation_h)) / int(stride_h);
-            if (!split_blocks) {
-                rows = std::min(rows, int(out_height) / 8);
-                // Strided: consecutive output rows share only kh - stride staged rows, so more
-                // rows per task save little staging but grow the staged buffer (measured
-                // slower).
-                if (stride_h > 1) rows = 1;
-            }
-        }
+        if (rows <= 0)
+            rows = grouped_default_rows_per_task(in_width, pad_left, G * ig, kernel_h, dilation_h,
+                                                 stride_h, out_height, ty, split_blocks);
         rows = std::clamp(rows, ty, std::max(ty, int(out_height))) / ty * ty;
 
         Var co("co"), ci("ci"), cb("cb"), cl("cl"), xo("xo"), xi("xi"), yt("yt"), yr("yr"),
