@@ -164,10 +164,11 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, 
                   {"c_block", to_strings(cb)},
                   {"rows_per_task", to_strings(within({1, 2, 4, 8, 16}, 1, oh))}};
     } else if (generator_ == "cardinal_dense") {
+        // Tiles of whole 16-output weight blocks (the packed layout), up to 8 blocks.
         const int os = param("out_stride", 16);
         std::vector<int> ob;
         for (int v = 1; v <= 8; ++v)
-            if (os % (v * vec) == 0) ob.push_back(v * vec);
+            if (os % (v * kWeightBlock) == 0) ob.push_back(v * kWeightBlock);
         knobs_ = {{"o_block", to_strings(ob)}, {"parallel_blocks", {"false", "true"}}};
     } else if (generator_ == "cardinal_add") {
         const int size = param("size", 16);
@@ -367,12 +368,12 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
         }
         set_default("rows_per_task", "1");
     } else if (generator_ == "cardinal_dense") {
-        const int vec = natural_vec_, os = param("out_stride", 16);
+        const int os = param("out_stride", 16);
         if (!k.count("o_block")) {
-            int ob = vec;
+            int ob = kWeightBlock;
             for (int v = 4; v >= 1; --v)
-                if (os % (v * vec) == 0) {
-                    ob = v * vec;
+                if (os % (v * kWeightBlock) == 0) {
+                    ob = v * kWeightBlock;
                     break;
                 }
             k["o_block"] = std::to_string(ob);
@@ -552,7 +553,8 @@ bool ScheduleSpace::valid(const Knobs& knobs) const {
     }
     if (generator_ == "cardinal_dense") {
         const int ob = knob(k, "o_block");
-        return ob > 0 && ob % natural_vec_ == 0 && param("out_stride", 16) % ob == 0;
+        return ob > 0 && ob % kWeightBlock == 0 && ob % natural_vec_ == 0 &&
+               param("out_stride", 16) % ob == 0;
     }
     return true;
 }

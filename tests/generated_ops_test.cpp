@@ -332,6 +332,21 @@ TEST_CASE("generated classifier head: global pool flatten dense softmax - batch 
     check_matches_reference(std::move(b).finish(g), "head");
 }
 
+TEST_CASE("generated dense layer: 16-output weight blocks, tiles of 1, 2 and 4 blocks") {
+    // 37 -> 50 outputs: 4 weight blocks of 16 (64 stored, 14 padded), batch 2, a ReLU;
+    // tiles of one, two (two tiles) and four blocks, in parallel or not.
+    GraphBuilder b("dense_blocks", Shape{2, 37, 1, 1}, 17);
+    auto x = b.flatten("flatten", b.input());
+    x = b.dense("fc", x, 50, true);
+    const Graph g = std::move(b).finish(b.relu("relu", x));
+    const std::vector<std::map<std::string, std::string>> schedules = {
+        {},
+        {{"o_block", "16"}},
+        {{"o_block", "32"}, {"parallel_blocks", "false"}},
+        {{"o_block", "64"}}};
+    check_conv_schedules(g, "dense_blocks", schedules, "cardinal_dense");
+}
+
 TEST_CASE("generated dense layer on a flattened spatial tensor (NCHW flatten order)") {
     GraphBuilder b("flatten_spatial", Shape{2, 5, 4, 3}, 11);
     auto x = b.conv("c", b.input(), conv_spec(6, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, true));

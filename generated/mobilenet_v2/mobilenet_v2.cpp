@@ -823,7 +823,7 @@ void Mobilenet_V2::run(const float* input_nchw, float* output, void* arena_memor
     //   kernel k31 (cardinal_dense), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(250880), {{1280, 1}, {1, 1280}});  // in: flatten
-        cardinal::rt::BufferArg a1(w.at(8835008), {{1008, 1}, {1280, 1008}});  // classifier.1.weights
+        cardinal::rt::BufferArg a1(w.at(8835008), {{16, 1}, {1280, 16}, {63, 20480}});  // classifier.1.weights
         cardinal::rt::BufferArg a2(w.at(13995968), {{1008, 1}});  // classifier.1.bias
         cardinal::rt::BufferArg a3(tensor(0), {{1008, 1}, {1, 1008}});  // out: classifier.1
         cardinal::rt::check_kernel(k.k31(a0.get(), a1.get(), a2.get(), a3.get()), "classifier.1");

@@ -848,7 +848,7 @@ void Resnext50_32x4d::run(const float* input_nchw, float* output, void* arena_me
     //   kernel k30 (cardinal_dense), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(0), {{2048, 1}, {1, 2048}});  // in: flatten
-        cardinal::rt::BufferArg a1(w.at(91783168), {{1008, 1}, {2048, 1008}});  // fc.weights
+        cardinal::rt::BufferArg a1(w.at(91783168), {{16, 1}, {2048, 16}, {63, 32768}});  // fc.weights
         cardinal::rt::BufferArg a2(w.at(100040704), {{1008, 1}});  // fc.bias
         cardinal::rt::BufferArg a3(tensor(8192), {{1008, 1}, {1, 1008}});  // out: fc
         cardinal::rt::check_kernel(k.k30(a0.get(), a1.get(), a2.get(), a3.get()), "fc");

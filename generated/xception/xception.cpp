@@ -1188,7 +1188,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   kernel k36 (cardinal_dense), schedule default (target defaults)
     {
         cardinal::rt::BufferArg a0(tensor(819200), {{2048, 1}, {1, 2048}});  // in: avg_pool_flatten
-        cardinal::rt::BufferArg a1(w.at(84063744), {{1008, 1}, {2048, 1008}});  // predictions.weights
+        cardinal::rt::BufferArg a1(w.at(84063744), {{16, 1}, {2048, 16}, {63, 32768}});  // predictions.weights
         cardinal::rt::BufferArg a2(w.at(92321280), {{1008, 1}});  // predictions.bias
         cardinal::rt::BufferArg a3(tensor(0), {{1008, 1}, {1, 1008}});  // out: predictions
         cardinal::rt::check_kernel(k.k36(a0.get(), a1.get(), a2.get(), a3.get()), "predictions");

@@ -574,7 +574,7 @@ private:
                               pack_dense_weights(dense, in_stride, y.channel_stride,
                                                  permuted ? xin.flat_h : 1,
                                                  permuted ? xin.flat_w : 1, x.channel_stride),
-                              {y.channel_stride, in_stride}),
+                              {16, in_stride, y.channel_stride / 16}),
                      blob_arg(node.name + ".bias", pack_bias(dense.bias, y.channel_stride),
                               {y.channel_stride}),
                      features_arg(out)};

@@ -110,6 +110,9 @@ std::vector<float> pack_depthwise_weights(const Conv2D& conv, int channel_stride
 std::vector<float> pack_dense_weights(const Dense& dense, int in_stride, int out_stride,
                                       int flat_h, int flat_w, int flat_c_stride) {
     const int64_t in_features = dense.weight.shape[1];
+    if (out_stride % 16)
+        throw std::invalid_argument("dense weights: out_stride " + std::to_string(out_stride) +
+                                    " is not a multiple of 16");
     std::vector<float> packed(size_t(in_stride) * out_stride, 0.0f);
     for (int o = 0; o < dense.out_features; ++o)
         for (int64_t i = 0; i < in_features; ++i) {
@@ -118,7 +121,8 @@ std::vector<float> pack_dense_weights(const Dense& dense, int in_stride, int out
                 const int64_t c = i / (flat_h * flat_w), hw = i % (flat_h * flat_w);
                 stored = hw * flat_c_stride + c;
             }
-            packed[size_t(stored) * out_stride + o] = dense.weight.data[size_t(o) * in_features + i];
+            packed[(size_t(o / 16) * in_stride + size_t(stored)) * 16 + size_t(o % 16)] =
+                dense.weight.data[size_t(o) * in_features + i];
         }
     return packed;
 }

@@ -25,7 +25,8 @@ std::vector<float> pack_winograd_weights(const Conv2D& conv, int in_channels,
 std::vector<float> pack_bias(const std::optional<Tensor>& bias, int channel_stride);
 // cardinal_depthwise_conv2d: weights[ky][kx][c_stride].
 std::vector<float> pack_depthwise_weights(const Conv2D& conv, int channel_stride);
-// cardinal_dense: weights[i_stored][o_stride]. When the input is an NHWC tensor flattened
+// cardinal_dense: weights[o / 16][i_stored][o % 16] (out_stride a multiple of 16), each block's
+// weights contiguous. When the input is an NHWC tensor flattened
 // (flat_h * flat_w > 1), the IR's NCHW feature order is permuted to the stored (h, w, c) order.
 std::vector<float> pack_dense_weights(const Dense& dense, int in_stride, int out_stride,
                                       int flat_h, int flat_w, int flat_c_stride);
