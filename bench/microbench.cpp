@@ -1,7 +1,8 @@
 // Layer microbenchmarks: one convolution (+ folded BatchNorm + ReLU, as in the networks) as
 // generated code and as a oneDNN primitive, on the layers that make ResNeXt and Xception hard:
-// grouped 3x3 at 4, 8, 16 and 32 channels per group (ResNeXt-50's four stages), depthwise 3x3
-// and pointwise 1x1 (Xception's middle flow), and the 7x7 stem.
+// grouped 3x3 at 4, 8, 16 and 32 channels per group (ResNeXt-50's four stages) and strided (the
+// first block of a stage), depthwise 3x3 and pointwise 1x1 (Xception's middle flow), and the
+// 7x7 stem.
 //
 // Each benchmark times the convolution step alone (manual time: generated code's per-step timer
 // and oneDNN's per-primitive timer, both around one synchronous call), not the NCHW conversions
@@ -40,11 +41,13 @@ struct LayerCase {
 };
 
 const std::vector<LayerCase> kCases = {
-    {"grouped3x3_4cpg_128c_56", 128, 128, 56, 3, 1, 32},    // ResNeXt-50 layer1
-    {"grouped3x3_8cpg_256c_28", 256, 256, 28, 3, 1, 32},    // layer2
-    {"grouped3x3_16cpg_512c_14", 512, 512, 14, 3, 1, 32},   // layer3
-    {"grouped3x3_32cpg_1024c_7", 1024, 1024, 7, 3, 1, 32},  // layer4
-    {"depthwise3x3_728c_19", 728, 728, 19, 3, 1, 728},      // Xception middle flow
+    {"grouped3x3_4cpg_128c_56", 128, 128, 56, 3, 1, 32},     // ResNeXt-50 layer1
+    {"grouped3x3_8cpg_256c_28", 256, 256, 28, 3, 1, 32},     // layer2
+    {"grouped3x3_16cpg_512c_14", 512, 512, 14, 3, 1, 32},    // layer3
+    {"grouped3x3_32cpg_1024c_7", 1024, 1024, 7, 3, 1, 32},   // layer4
+    {"grouped3x3s2_8cpg_256c_56", 256, 256, 56, 3, 2, 32},   // layer2's first block
+    {"grouped3x3s2_16cpg_512c_28", 512, 512, 28, 3, 2, 32},  // layer3's first block
+    {"depthwise3x3_728c_19", 728, 728, 19, 3, 1, 728},       // Xception middle flow
     {"pointwise1x1_728c_19", 728, 728, 19, 1, 1, 1},
     {"stem7x7s2_3to64_224", 3, 64, 224, 7, 2, 1},  // ResNe(X)t conv1
 };
