@@ -237,7 +237,8 @@ ScheduleLookup make_schedule_lookup(std::vector<std::shared_ptr<const ScheduleDa
     return [dbs = std::move(dbs)](const KernelSpec& base,
                                   const std::string& target) -> std::optional<Knobs> {
         for (const auto& db : dbs)
-            if (db->target() == target) return db->lookup(base, target);
+            if (db->target() == target)
+                if (std::optional<Knobs> knobs = db->lookup(base, target)) return knobs;
         return std::nullopt;
     };
 }

@@ -1,6 +1,7 @@
 // The schedule database: what `cardinal tune` measured on one machine, one JSON file per target
-// CPU (committed under schedules/, e.g. schedules/x86-64-zen4.json), read by generate, run and
-// bench through a ScheduleLookup.
+// CPU (committed under schedules/, e.g. schedules/x86-64-zen4.json for the preset and
+// schedules/x86-64-zen4.zen5.json for a Zen 5's own), read by generate, run and bench through a
+// ScheduleLookup.
 //
 // File layout (format_version 1):
 //   {
@@ -93,8 +94,9 @@ class ScheduleDatabase {
     std::map<std::string, ScheduleEntry> entries_;
 };
 
-// A generator schedule lookup over databases (each for its own target): asks the one whose
-// target matches. Loads Halide's Adams2019 plugin when one of them holds autoscheduled entries.
+// A generator schedule lookup over databases: asks those whose target matches, in order, and
+// takes the first that holds the layer (a CPU's own database before its preset's). Loads Halide's
+// Adams2019 plugin when one of them holds autoscheduled entries.
 ScheduleLookup make_schedule_lookup(std::vector<std::shared_ptr<const ScheduleDatabase>> dbs);
 
 // This machine's CPU as /proc/cpuinfo names it ("model name"), or "unknown".

@@ -23,6 +23,7 @@
 #include "schedules/schedule_database.h"
 #include "schedules/schedule_space.h"
 #include "schedules/tuner.h"
+#include "zoo/zoo.h"
 
 using namespace cardinal;
 using namespace cardinal::test;
@@ -862,6 +863,72 @@ TEST_CASE("a schedule database for another target is refused", "[tuner]") {
             dir + "/fat --schedules " + dir + "/avx2.json",
         dir);
     CHECK(fat.code == 0);
+}
+
+TEST_CASE("a committed database for this CPU comes before its preset's", "[tuner][cli]") {
+    // Zen 4 and Zen 5 share the x86-64-zen4 preset but not their best schedules: the committed
+    // schedules/<preset>.<cpu>.json answers first on that CPU, <preset>.json the layers it lacks.
+    const std::string dir = fresh_dir("cpu_database");
+    const TargetPreset& preset = host_preset();
+    GenerateOptions o;
+    o.targets = {preset.halide};
+    const std::vector<KernelSpec> kernels =
+        generate_sources(build_zoo_model("mobilenet_v2", 1, 32), o).plan.kernels;
+    REQUIRE(kernels.size() >= 2);
+    const tune::ScheduleSpace space0(kernels[0], preset.halide), space1(kernels[1], preset.halide);
+    REQUIRE_FALSE(space0.empty());
+    REQUIRE_FALSE(space1.empty());
+    SeededRandom rng(7);
+    const tune::Knobs cpu_knobs = space0.random(rng), second_knobs = space1.random(rng);
+    tune::Knobs preset_knobs = space0.random(rng);
+    for (int i = 0; i < 100 && preset_knobs == cpu_knobs; ++i)
+        preset_knobs = space0.random(rng);
+    REQUIRE(preset_knobs != cpu_knobs);
+    auto entry = [&](const KernelSpec& k, const tune::Knobs& knobs) {
+        tune::ScheduleEntry e;
+        e.layer = k.str();
+        e.generator = k.generator;
+        e.target = preset.halide;
+        e.knobs = knobs;
+        e.time_ms = e.default_ms = 1;
+        return e;
+    };
+    tune::ScheduleDatabase cpu_db(preset.halide, tune::kStrategySearch);
+    cpu_db.put(entry(kernels[0], cpu_knobs));
+    cpu_db.save(dir + "/" + preset.name + ".testcpu.json");
+    tune::ScheduleDatabase preset_db(preset.halide, tune::kStrategySearch);
+    preset_db.put(entry(kernels[0], preset_knobs));
+    preset_db.put(entry(kernels[1], second_knobs));
+    preset_db.save(dir + "/" + preset.name + ".json");
+
+    // The knobs as the generated source names a layer's schedule ("database (a=1 b=2)").
+    auto named = [](const tune::Knobs& knobs) {
+        std::string s;
+        for (const auto& [key, value] : knobs)
+            s += (s.empty() ? "" : " ") + key + "=" + value;
+        return "database (" + s + ")";
+    };
+    auto generate = [&](const std::string& cpu, const std::string& out) {
+        ::setenv("CARDINAL_SCHEDULES_DIR", dir.c_str(), 1);
+        ::setenv("CARDINAL_CPU", cpu.c_str(), 1);
+        const CliResult r = run_cli(
+            "generate --model mobilenet_v2 --resolution 32 --sources-only "
+            "--target host --out " +
+                dir + "/" + out,
+            dir);
+        ::unsetenv("CARDINAL_SCHEDULES_DIR");
+        ::unsetenv("CARDINAL_CPU");
+        REQUIRE(r.code == 0);
+        std::ifstream f(dir + "/" + out + "/mobilenet_v2.cpp");
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    };
+    const std::string on_cpu = generate("testcpu", "on_cpu");
+    CHECK_THAT(on_cpu, Contains(named(cpu_knobs)) && Contains(named(second_knobs)) &&
+                           !Contains(named(preset_knobs)));
+    // Another CPU of the preset (or CARDINAL_CPU=none): the preset's database alone.
+    const std::string other = generate("none", "other");
+    CHECK_THAT(other, Contains(named(preset_knobs)) && Contains(named(second_knobs)) &&
+                          !Contains(named(cpu_knobs)));
 }
 
 TEST_CASE("an Adams2019 database entry makes the generator autoschedule the layer", "[tuner]") {

@@ -47,20 +47,31 @@ ScheduleLookup schedule_lookup(const std::string& schedules,
         dbs.push_back(std::move(db));
         note(schedules);
     } else {
+        // A database tuned on this machine's microarchitecture (schedules/<preset>.<cpu>.json)
+        // comes first for the host's preset; the preset's own database answers the layers it
+        // lacks.
+        const std::string host = host_preset().halide;
+        const std::string cpu = host_microarchitecture();
         for (const std::string& t : targets) {
             const TargetPreset* preset = preset_for(t);
             if (!preset) continue;
-            const fs::path path = fs::path(schedules_dir()) / (preset->name + ".json");
-            if (!fs::exists(path)) continue;
-            auto db = std::make_shared<const tune::ScheduleDatabase>(
-                tune::ScheduleDatabase::load(path.string()));
-            if (db->target() != t) {
-                std::cerr << "cardinal: warning: ignoring " << path.string()
-                          << ": it was tuned for target " << db->target() << ", not " << t << "\n";
-                continue;
+            std::vector<std::string> names;
+            if (t == host && !cpu.empty()) names.push_back(preset->name + "." + cpu + ".json");
+            names.push_back(preset->name + ".json");
+            for (const std::string& name : names) {
+                const fs::path path = fs::path(schedules_dir()) / name;
+                if (!fs::exists(path)) continue;
+                auto db = std::make_shared<const tune::ScheduleDatabase>(
+                    tune::ScheduleDatabase::load(path.string()));
+                if (db->target() != t) {
+                    std::cerr << "cardinal: warning: ignoring " << path.string()
+                              << ": it was tuned for target " << db->target() << ", not " << t
+                              << "\n";
+                    continue;
+                }
+                dbs.push_back(std::move(db));
+                note(path.string());
             }
-            dbs.push_back(std::move(db));
-            note(path.string());
         }
         if (dbs.empty()) return {};
     }

@@ -13,7 +13,9 @@ namespace cardinal::cli {
 //   "none": the generators' built-in defaults;
 //   ""    : the databases committed under schedules/ for the targets' presets
 //           (schedules/<preset>.json, e.g. schedules/x86-64-zen4.json) where present, else
-//           defaults (a committed file made for another target is skipped with a warning);
+//           defaults (a committed file made for another target is skipped with a warning); for
+//           the host's preset, schedules/<preset>.<cpu>.json (cpu = host_microarchitecture(),
+//           e.g. x86-64-zen4.zen5.json) first where present, the preset's file for the rest;
 //   FILE  : that schedule database; cardinal::Error if it is unreadable or corrupt, or tuned for
 //           none of the targets (with several targets, the others use defaults).
 // `used`, if given, receives the database files used ("" when none).

@@ -23,6 +23,10 @@ int targets_command(const Args& args) {
         table.add({p.name, rt::missing_cpu_features(p.halide).empty() ? "yes" : "no", p.halide,
                    p.suits});
     std::cout << table.str() << "\nhost = " << host_preset().name << "\n";
+    // The CPU's own schedule database, if committed, comes before the preset's (schedules.h).
+    if (const std::string cpu = host_microarchitecture(); !cpu.empty())
+        std::cout << "microarchitecture = " << cpu << " (schedules/" << host_preset().name << "."
+                  << cpu << ".json is read first where present)\n";
     return 0;
 }
 

@@ -1,5 +1,12 @@
 #include "codegen/targets.h"
 
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include "Halide.h"
 #include "cardinal_runtime.h"
 #include "ir/error.h"
@@ -58,6 +65,26 @@ const TargetPreset* preset_for(const std::string& halide) {
     for (const TargetPreset& p : target_presets())
         if (p.halide == halide) return &p;
     return nullptr;
+}
+
+std::string host_microarchitecture() {
+    if (const char* forced = std::getenv("CARDINAL_CPU"); forced && *forced)
+        return std::strcmp(forced, "none") == 0 ? "" : forced;
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return "";
+    char vendor[13] = {};
+    std::memcpy(vendor, &b, 4);
+    std::memcpy(vendor + 4, &d, 4);
+    std::memcpy(vendor + 8, &c, 4);
+    if (std::strcmp(vendor, "AuthenticAMD") != 0 || !__get_cpuid(1, &a, &b, &c, &d)) return "";
+    const unsigned base_family = (a >> 8) & 0xf;
+    const unsigned family = base_family == 0xf ? base_family + ((a >> 20) & 0xff) : base_family;
+    if (family == 0x1a) return "zen5";
+    // Family 0x19 is Zen 3 and Zen 4; of the two only Zen 4 has AVX-512.
+    if (family == 0x19) return rt::missing_cpu_features("x86-64-avx512").empty() ? "zen4" : "zen3";
+#endif
+    return "";
 }
 
 }  // namespace cardinal

@@ -29,4 +29,10 @@ std::vector<std::string> resolve_targets(const std::string& comma_list);
 // The preset whose Halide string is `halide`, or nullptr.
 const TargetPreset* preset_for(const std::string& halide);
 
+// This machine's CPU microarchitecture where it changes the best schedules within one preset
+// ("zen3", "zen4", "zen5"; Zen 4 and Zen 5 share x86-64-zen4's instructions, but Zen 5 runs
+// 512-bit FMAs on two full-width pipes and needs twice the accumulators), else "". The
+// environment variable CARDINAL_CPU overrides it ("none" for ""), e.g. to compare databases.
+std::string host_microarchitecture();
+
 }  // namespace cardinal
