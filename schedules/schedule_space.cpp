@@ -124,7 +124,8 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, 
                   {"tiles", to_strings({2, 3, 4, 5, 6, 7, 8, 10, 12})},
                   {"parallel", {"rows", "blocks"}}};
     } else if (generator_ == "cardinal_grouped_conv2d") {
-        // See grouped_conv2d_generator.cpp: oc_block, tile_x, tile_y, rows_per_task.
+        // See grouped_conv2d_generator.cpp: oc_block, tile_x, tile_y, rows_per_task, parallel,
+        // reduction, stage.
         const int oh = param("out_height", 1), ow = param("out_width", 1),
                   ocs = param("out_channel_stride", 16);
         std::vector<int> blocks;
@@ -134,7 +135,8 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, 
                   {"tile_x", to_strings(within(tiles, 1, ow))},
                   {"tile_y", to_strings(within({1, 2, 3, 4}, 1, oh))},
                   {"rows_per_task", to_strings(within(rows, 1, oh))},
-                  {"parallel", {"rows", "blocks"}}};
+                  {"parallel", {"rows", "blocks"}},
+                  {"reduction", {"channels_outer", "rows_outer"}}};
         // Staging per task only where the input exceeds an L2. Below, the network finds the
         // input warm (its producer just wrote it) while the tuner times with it flushed, and
         // the two disagree: tuned per task, ResNeXt-101 64x4d's 1024-channel grouped 3x3 at
@@ -319,6 +321,11 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
                 param("in_width", 1), param("pad_left", 0), G * ig, param("kernel_h", 3),
                 param("dilation_h", 1), param("stride_h", 1), oh, ty, split_blocks));
         }
+        if (!k.count("reduction") || k["reduction"] == "auto")
+            k["reduction"] = grouped_default_kernel_rows_outer(param("in_channels", 16) /
+                                                               std::max(1, param("groups", 1)))
+                                 ? "rows_outer"
+                                 : "channels_outer";
         const double input_bytes = 4.0 * param("in_channel_stride", 16) * param("in_width", 1) *
                                    param("in_height", 1) * param("batch", 1);
         if (!k.count("stage") || k["stage"] == "auto")

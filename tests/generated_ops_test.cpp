@@ -236,6 +236,24 @@ TEST_CASE("generated grouped conv: threads split channel blocks") {
     check_conv_schedules(g, "conv_groups_split_blocks", schedules, "cardinal_grouped_conv2d");
 }
 
+TEST_CASE("generated grouped conv: reduction with kernel rows or input channels outermost") {
+    // Both loop orders of the reduction on 4, 32 and 64 input channels per group (the default
+    // puts kernel rows outermost from 64 on), stride 2 with asymmetric padding, dilation 2, a
+    // fused residual, batch 2, threads over rows and over channel blocks.
+    GraphBuilder b("conv_groups_reduction", Shape{2, 128, 11, 9}, 17);
+    auto x = b.conv("g4", b.input(), conv_spec(128, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 32, true));
+    auto y = b.conv("g64_s2", x, conv_spec(128, 3, 3, 2, 2, {1, 0, 1, 1}, 1, 2, false));
+    auto z = b.conv("g32_dil", y, conv_spec(128, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 4, true));
+    z = b.add("add", z, y);
+    const Graph g = std::move(b).finish(b.relu("r", z));
+    const std::vector<std::map<std::string, std::string>> schedules = {
+        {{"reduction", "rows_outer"}},
+        {{"reduction", "channels_outer"}},
+        {{"reduction", "rows_outer"}, {"parallel", "blocks"}, {"oc_block", "32"}},
+        {{"reduction", "rows_outer"}, {"parallel", "rows"}, {"tile_x", "3"}, {"tile_y", "2"}}};
+    check_conv_schedules(g, "conv_groups_reduction", schedules, "cardinal_grouped_conv2d");
+}
+
 TEST_CASE("generated grouped conv: padded channels and channel multipliers 2, 4, 8") {
     GraphBuilder b("conv_groups_padded", Shape{1, 24, 9, 10}, 14);
     auto x = b.conv("g6x4", b.input(), conv_spec(24, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 6, true));

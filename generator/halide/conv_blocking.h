@@ -92,6 +92,19 @@ inline bool grouped_default_splits_blocks(int stride_h, int out_height, int tile
     return stride_h == 1 && out_height < 16 && tile_blocks >= 8;
 }
 
+// cardinal_grouped_conv2d's default reduction order: kernel rows outermost (for each ky, the
+// input channels j, then the kw taps) from 64 input channels per group on, else channels
+// outermost. Weights are packed [block][ky][kx][j][lane], so with channels outermost one step of
+// j touches kh*kw weight vectors ig*64 B apart: at 64 channels 4 KB apart, all in one L1 set
+// (12 ways on Zen 4/5; 9 lines per block, 18 for a tile of two), evicting each other. With kernel
+// rows outermost a step touches kw of them. Measured in the network (bench --layers, Zen 5):
+// ResNeXt-101 32x8d's 64-per-group convs 0.90x the time at 7x7 and 0.5-0.7x strided at 14x14;
+// at 32 per group (2 KB apart, two sets) it is mixed: 0.96-0.97x in ResNeXt-50 and
+// 32x8d, 1.14-1.21x in ResNeXt-101 64x4d's 2048-channel layers, so those are left to the tuner.
+inline bool grouped_default_kernel_rows_outer(int in_channels_per_group) {
+    return in_channels_per_group >= 64;
+}
+
 // cardinal_grouped_conv2d's default output rows per task (a multiple of tile_y). The most rows
 // whose staged input (rows*stride + (kh-1)*dilation rows of in_width + 2*pad_left pixels of G*ig
 // floats) fits half of L1 (24 KB); over rows, also at most out_height/8 (>= 8 tasks per image, so

@@ -47,6 +47,11 @@
 //                   input rows in its turn (they stay in L1); task: the task stages its rows
 //                   once for every block, reading each input pixel contiguously (default for
 //                   strided convs whose input exceeds an L2, see conv_blocking.h).
+//   reduction       channels_outer: the reduction runs input channel j, then kernel row ky, then
+//                   the kw taps (unrolled); rows_outer: ky, then j, then the taps, so one step
+//                   of j reads kw weight vectors instead of kh*kw lines ig*64 B apart that share
+//                   an L1 set. Default rows_outer from 64 input channels per group on, see
+//                   grouped_default_kernel_rows_outer in conv_blocking.h.
 //   parallel        rows: a task is a run of output rows, over every block in turn (each task
 //                   reads all of the layer's weights); blocks: a task is one register tile of
 //                   blocks over a chunk of rows (its weights read once per chunk; the stage
@@ -58,7 +63,7 @@
 //                   splitting rows, also keeping >= 8 tasks per image so that threads stay
 //                   balanced, and 1 for strided convs (rows share only kh - stride staged rows).
 // Loop order per task: block (its weights, ig*kh*kw*64 B, and its staged rows stay in L1), then
-// rows, then tiles along x.
+// rows, then tiles along x; per tile the reduction (see the reduction knob).
 #include <algorithm>
 
 #include "halide/common.h"
@@ -77,6 +82,9 @@ enum class StageAt { Auto, Block, Task };
 // tasks of one register tile of channel blocks over a chunk of rows; auto:
 // grouped_default_splits_blocks().
 enum class GroupedSplit { Auto, Rows, Blocks };
+// The reduction's loop order: input channels or kernel rows outermost; auto:
+// grouped_default_kernel_rows_outer().
+enum class ReductionOrder { Auto, ChannelsOuter, RowsOuter };
 
 class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
   public:
@@ -121,6 +129,11 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
                                           {{"auto", GroupedSplit::Auto},
                                            {"rows", GroupedSplit::Rows},
                                            {"blocks", GroupedSplit::Blocks}}};
+    GeneratorParam<ReductionOrder> reduction{"reduction",
+                                             ReductionOrder::Auto,
+                                             {{"auto", ReductionOrder::Auto},
+                                              {"channels_outer", ReductionOrder::ChannelsOuter},
+                                              {"rows_outer", ReductionOrder::RowsOuter}}};
 
     Input<Buffer<float>> input{"input", 4};      // (c, x, y, n)
     Input<Buffer<float>> weights{"weights", 5};  // (lane, j, kx, ky, block)
@@ -282,14 +295,14 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
             .unroll(b)
             .unroll(x)
             .unroll(y);
-        conv.update()
-            .reorder(g, i, b, x, y, r.y, r.z, r.x, n)
-            .vectorize(g)
-            .vectorize(i)
-            .unroll(b)
-            .unroll(x)
-            .unroll(y)
-            .unroll(r.y);
+        const bool rows_outer = reduction == ReductionOrder::Auto
+                                    ? grouped_default_kernel_rows_outer(ig)
+                                    : reduction == ReductionOrder::RowsOuter;
+        if (rows_outer)
+            conv.update().reorder(g, i, b, x, y, r.y, r.x, r.z, n);
+        else
+            conv.update().reorder(g, i, b, x, y, r.y, r.z, r.x, n);
+        conv.update().vectorize(g).vectorize(i).unroll(b).unroll(x).unroll(y).unroll(r.y);
     }
 
   private:
