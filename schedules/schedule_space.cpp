@@ -356,10 +356,8 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
             }
             k["tile_x"] = std::to_string(tx);
         }
-        // The generator's default_rows_per_task: 8 rows, at least two tasks.
-        set_default(
-            "rows_per_task",
-            std::to_string(std::clamp((param("out_height", 1) * param("batch", 1) + 1) / 2, 1, 8)));
+        set_default("rows_per_task", std::to_string(depthwise_default_rows_per_task(
+                                         param("out_height", 1) * param("batch", 1))));
         set_default("order", "block_outer");
     } else if (generator_ == "cardinal_pool2d") {
         set_default("vector_width", std::to_string(natural_vec_));

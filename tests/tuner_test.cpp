@@ -350,6 +350,14 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
         CHECK((tx == 1 || (cb == vec ? 9 : 0) + cb / vec * (tx + tx + 2) <= 31));
         if (k.at("order") == "channels_parallel") CHECK(k.at("rows_per_task") == "1");
     }
+    // Default row tasks balance two threads: 19 rows in 5s (10 rows on the busier thread; 8s
+    // leave it 11), 28 in 7s, 112 in 8s, 7 in 4s, 2 rows in 1s.
+    CHECK(dspace.resolve({}).at("rows_per_task") == "5");
+    CHECK(depthwise_default_rows_per_task(19) == 5);
+    CHECK(depthwise_default_rows_per_task(28) == 7);
+    CHECK(depthwise_default_rows_per_task(112) == 8);
+    CHECK(depthwise_default_rows_per_task(7) == 4);
+    CHECK(depthwise_default_rows_per_task(2) == 1);
     // The Winograd conv: accumulators + one row of U vectors within 32 zmm; by default threads
     // split channel blocks on ResNet's 256 -> 256 at 14x14 (4 rows of tiles, 4 blocks), rows
     // of tiles at 56x56, register tiles of 4 of the image's 16 tiles, 7 of a row's 14.

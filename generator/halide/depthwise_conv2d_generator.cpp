@@ -19,7 +19,8 @@
 //                  the registers with its weights and one kernel row of inputs, wasting the least
 //                  work on the image width, 10 for 3x3 stride 1; for wider blocks, 24
 //                  accumulators)
-//   rows_per_task  output rows per parallel task (0: default_rows_per_task(), up to 8). Each task
+//   rows_per_task  output rows per parallel task (0: depthwise_default_rows_per_task() in
+//                  conv_blocking.h, 4 to 8 balanced over two threads). Each task
 //                  reads kh - stride input rows more than it writes and takes them from
 //                  whichever core wrote them: in MobileNetV2 (2 threads, the network's own
 //                  input path) tasks of 8 rows ran the depthwise convs in 1.03 ms against 1.35
@@ -33,15 +34,13 @@
 #include <algorithm>
 
 #include "halide/common.h"
+#include "halide/conv_blocking.h"
 
 namespace cardinal::halide_gen {
 
 using namespace Halide;
 
 enum class DepthwiseOrder { Auto, ChannelsParallel, BlockOuter, XOuter };
-
-// Default rows per task: 8, but at least two tasks (so that two threads both work).
-inline int default_rows_per_task(int rows) { return std::clamp((rows + 1) / 2, 1, 8); }
 
 class DepthwiseConv2DGenerator : public Generator<DepthwiseConv2DGenerator> {
 public:
@@ -198,7 +197,7 @@ public:
             output.fuse(y, n, task);
             const int per_task =
                 rows_per_task > 0 ? int(rows_per_task)
-                                  : default_rows_per_task(int(out_height) * int(batch));
+                                  : depthwise_default_rows_per_task(int(out_height) * int(batch));
             if (per_task > 1)
                 output.split(task, to, ti, per_task, TailStrategy::GuardWithIf).parallel(to);
             else
