@@ -307,7 +307,11 @@ Knobs ScheduleSpace::resolve(const Knobs& partial) const {
         }
         const int tile_blocks = param("out_channel_stride", 16) / (vb * kWeightBlock);
         if (!k.count("parallel") || k["parallel"] == "auto")
-            k["parallel"] = grouped_default_splits_blocks(param("stride_h", 1), oh, tile_blocks)
+            k["parallel"] = grouped_default_splits_blocks(
+                                param("stride_h", 1), oh, tile_blocks,
+                                4.0 * param("out_channel_stride", 16) * param("in_channels", 16) /
+                                    std::max(1, param("groups", 1)) * param("kernel_h", 3) *
+                                    param("kernel_w", 3))
                                 ? "blocks"
                                 : "rows";
         const bool split_blocks = k["parallel"] == "blocks";

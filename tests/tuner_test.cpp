@@ -304,6 +304,17 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
     small_strided.params["stride_h"] = small_strided.params["stride_w"] = "2";
     const tune::ScheduleSpace small_strided_space(small_strided, resolve_target("x86-64-avx512"));
     CHECK(small_strided_space.resolve({}).at("parallel") == "rows");
+    // Strided with over 1 MiB of weights (1024 channels in 32 groups: 1.2 MB): channel blocks,
+    // each over the whole image, so that the weights are read once.
+    KernelSpec heavy_strided = small_strided;
+    heavy_strided.params["in_channels"] = heavy_strided.params["in_channel_stride"] = "1024";
+    heavy_strided.params["out_channels"] = heavy_strided.params["out_channel_stride"] = "1024";
+    const tune::ScheduleSpace heavy_strided_space(heavy_strided, resolve_target("x86-64-avx512"));
+    CHECK(heavy_strided_space.resolve({}).at("parallel") == "blocks");
+    CHECK(heavy_strided_space.resolve({}).at("rows_per_task") == "14");
+    CHECK_FALSE(grouped_default_splits_blocks(2, 14, 32, 0.6 * 1024 * 1024));
+    CHECK(grouped_default_splits_blocks(2, 14, 32, 1.2 * 1024 * 1024));
+    CHECK_FALSE(grouped_default_splits_blocks(2, 14, 4, 1.2 * 1024 * 1024));
     // Default row chunks compute the fewest rows: the last chunk of an image shifts inwards and
     // recomputes its overlap. 32 channels per group at 14x14 (ResNeXt-101 32x8d): 10 rows fit
     // half of L1, but chunks of 10 compute 20 rows, of 7 14. Over rows at 28x28: at most 28/8 = 3

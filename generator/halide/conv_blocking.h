@@ -87,10 +87,17 @@ inline bool grouped_default_stages_per_task(int stride_h, double input_bytes) {
 // --layers, 2 threads): the 14x14 and 7x7 stride-1 layers took 0.66-0.87 of the rows time (0.35
 // vs 0.49 ms at 14x14); the 28x28 and 56x56 ones, whose row tasks hold 3-4 rows, the same. Not
 // strided convs: a block's staging then reads 64-byte slices of every input pixel, and the
-// 28x28 -> 14x14 and 56x56 -> 28x28 layers took 1.14-1.26x. At least 8 tiles of blocks, so that
-// two threads balance.
-inline bool grouped_default_splits_blocks(int stride_h, int out_height, int tile_blocks) {
-    return stride_h == 1 && out_height < 16 && tile_blocks >= 8;
+// 28x28 -> 14x14 and 56x56 -> 28x28 layers took 1.14-1.26x; unless their weights exceed an L2
+// (1 MiB on Zen 4/5; weight_bytes = out_channel_stride * ig * kh * kw * 4): then every row task
+// streams all of them from L3 again, and over blocks, each over the whole image (see
+// grouped_default_rows_per_task), ResNeXt-50's 1024-channel layer at 14x14 -> 7x7 (1.2 MB) and
+// ResNeXt-101 32x8d's 1024 at 28x28 (1.2 MB) and 2048 at 14x14 (4.7 MB) took 0.70-0.74 of the
+// rows time at 1 and 2 threads (Zen 5, bench --compare-schedules --layers). At least 8 tiles of
+// blocks, so that two threads balance.
+inline bool grouped_default_splits_blocks(int stride_h, int out_height, int tile_blocks,
+                                          double weight_bytes) {
+    if (tile_blocks < 8) return false;
+    return stride_h == 1 ? out_height < 16 : weight_bytes > 1024.0 * 1024.0;
 }
 
 // cardinal_depthwise_conv2d's default output rows per task when threads split rows: from 4 to 8
@@ -134,10 +141,16 @@ inline bool grouped_default_kernel_rows_outer(int in_channels_per_group) {
 // more rows stage little less and measured slower). Among those, the fewest rows computed: the
 // last chunk of an image shifts inwards and recomputes its overlap, so 14 rows in chunks of 10
 // compute 20. ResNeXt-101 32x8d's 32-channel groups at 14x14 (10 rows fit) took that 43 % more
-// work in 22 layers; chunks of 7 compute 14.
+// work in 22 layers; chunks of 7 compute 14. Strided convs over blocks take the whole image: a
+// block's staging reads a 64-byte slice of each input pixel, better once than once per chunk
+// (chunks of 2 rows took 1.11-1.15x the time in ResNeXt-101 32x8d).
 inline int grouped_default_rows_per_task(int in_width, int pad_left, int staged_floats_per_pixel,
                                          int kernel_h, int dilation_h, int stride_h, int out_height,
                                          int tile_y, bool splits_blocks) {
+    if (splits_blocks && stride_h > 1) {
+        const int ty = tile_y > 0 ? tile_y : 1;
+        return (out_height + ty - 1) / ty * ty;
+    }
     const int in_row_bytes = (in_width + 2 * pad_left) * staged_floats_per_pixel * 4;
     const int l1_rows = (24 * 1024) / (in_row_bytes > 0 ? in_row_bytes : 1);
     int cap = (l1_rows - (kernel_h - 1) * dilation_h) / (stride_h > 0 ? stride_h : 1);

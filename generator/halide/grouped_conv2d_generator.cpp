@@ -55,13 +55,15 @@
 //   parallel        rows: a task is a run of output rows, over every block in turn (each task
 //                   reads all of the layer's weights); blocks: a task is one register tile of
 //                   blocks over a chunk of rows (its weights read once per chunk; the stage
-//                   knob does not apply). Default: blocks for stride-1 convs under 16 rows,
-//                   see grouped_default_splits_blocks in conv_blocking.h.
+//                   knob does not apply). Default: blocks for stride-1 convs under 16 rows
+//                   and strided convs with over 1 MiB of weights, see
+//                   grouped_default_splits_blocks in conv_blocking.h.
 //   rows_per_task   output rows per parallel task. A task stages the block's input rows once
 //                   (rows*stride + kh - 1 rows), so more rows stage (and permute) each input row
 //                   fewer times. Default: the most rows whose staging fits half of L1 (24 KB);
 //                   splitting rows, also keeping >= 8 tasks per image so that threads stay
-//                   balanced, and 1 for strided convs (rows share only kh - stride staged rows).
+//                   balanced, and 1 for strided convs (rows share only kh - stride staged rows);
+//                   splitting blocks, the whole image for strided convs.
 // Loop order per task: block (its weights, ig*kh*kw*64 B, and its staged rows stay in L1), then
 // rows, then tiles along x; per tile the reduction (see the reduction knob).
 #include <algorithm>
@@ -243,7 +245,9 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
         const int blocks_per_tile = blocks / vb;
         const bool split_blocks =
             parallel == GroupedSplit::Auto
-                ? grouped_default_splits_blocks(int(stride_h), int(out_height), blocks_per_tile)
+                ? grouped_default_splits_blocks(
+                      int(stride_h), int(out_height), blocks_per_tile,
+                      4.0 * int(out_channel_stride) * ig * kernel_h * kernel_w)
                 : parallel == GroupedSplit::Blocks;
         int rows = rows_per_task;
         if (rows <= 0)
