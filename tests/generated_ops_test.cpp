@@ -254,6 +254,42 @@ TEST_CASE("generated grouped conv: reduction with kernel rows or input channels 
     check_conv_schedules(g, "conv_groups_reduction", schedules, "cardinal_grouped_conv2d");
 }
 
+TEST_CASE("generated grouped conv: 4 per group in natural and group-minor lane order") {
+    // Natural lanes (rotations of the staged pixel, chosen when every target has AVX-512) and
+    // group-minor lanes (128-bit broadcasts), each forced whatever this host has: odd sizes,
+    // stride 2 with asymmetric padding, dilation 2, a fused residual, batch 2, 24 channels (6
+    // groups: the second block half padding), threads over rows and over channel blocks, the
+    // input staged per block and per task, both reduction orders.
+    GraphBuilder b("conv_groups_lanes", Shape{2, 64, 13, 11}, 18);
+    auto x = b.conv("g4", b.input(), conv_spec(64, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 16, true));
+    auto y = b.conv("g4_s2", x, conv_spec(64, 3, 3, 2, 2, {1, 0, 1, 1}, 1, 16, false));
+    auto z = b.conv("g4_dil_res", y, conv_spec(64, 3, 3, 1, 1, {2, 2, 2, 2}, 2, 16, true));
+    z = b.add("add", z, y);
+    z = b.relu("r", z);
+    z = b.conv("to24", z, conv_spec(24, 1, 1, 1, 1, {}, 1, 1, true));
+    z = b.conv("g4_24", z, conv_spec(24, 3, 3, 1, 1, {0, 1, 1, 0}, 1, 6, false));
+    const Graph g = std::move(b).finish(z);
+    const std::vector<std::map<std::string, std::string>> schedules = {
+        {},
+        {{"parallel", "blocks"}, {"oc_block", "32"}, {"tile_x", "3"}},
+        {{"stage", "task"}, {"rows_per_task", "3"}, {"tile_y", "2"}, {"tile_x", "2"}},
+        {{"reduction", "rows_outer"}, {"rows_per_task", "4"}}};
+    for (const bool natural : {true, false}) {
+        LoweringOptions lowering;
+        lowering.grouped_natural_lanes = natural;
+        int natural_kernels = 0, grouped_kernels = 0;
+        for (const PlannedStep& st : lower_graph(g, lowering).steps)
+            if (st.kernel.generator == "cardinal_grouped_conv2d") {
+                ++grouped_kernels;
+                natural_kernels += st.kernel.params.at("lane_order") == "natural";
+            }
+        CHECK(grouped_kernels == 4);
+        CHECK(natural_kernels == (natural ? 4 : 0));
+        check_conv_schedules(g, natural ? "conv_groups_natural" : "conv_groups_group_minor",
+                             schedules, "cardinal_grouped_conv2d", lowering);
+    }
+}
+
 TEST_CASE("generated grouped conv: padded channels and channel multipliers 2, 4, 8") {
     GraphBuilder b("conv_groups_padded", Shape{1, 24, 9, 10}, 14);
     auto x = b.conv("g6x4", b.input(), conv_spec(24, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 6, true));

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -166,7 +167,13 @@ NetworkPlan plan_network(const Graph& graph, const GenerateOptions& options) {
             throw Error("one generated library holds one architecture; '" + t + "' and '" +
                         options.targets[0] + "' differ (generate them into separate folders)");
     }
-    NetworkPlan plan = lower_graph(graph, options.lowering);
+    LoweringOptions lowering = options.lowering;
+    if (!lowering.grouped_natural_lanes)
+        lowering.grouped_natural_lanes =
+            std::all_of(options.targets.begin(), options.targets.end(), [](const std::string& t) {
+                return Halide::Target(t).has_feature(Halide::Target::AVX512);
+            });
+    NetworkPlan plan = lower_graph(graph, lowering);
     plan.targets = options.targets;
     std::map<KernelSpec, int> slots;
     for (PlannedStep& st : plan.steps) {

@@ -284,7 +284,11 @@ private:
             // Grouped convs (ResNeXt, depthwise with a channel multiplier): only useful FMAs,
             // several whole groups per vector when groups are narrower than one.
             k.generator = "cardinal_grouped_conv2d";
-            k.params["lane_order"] = "group_minor";  // the packing below
+            const bool natural_lanes =
+                options_.grouped_natural_lanes.value_or(false) &&
+                grouped_natural_lane_order(int(tensor(in).c / conv.groups),
+                                           int(y.c / conv.groups));
+            k.params["lane_order"] = natural_lanes ? "natural" : "group_minor";  // the packing
             k.params["in_channels"] = std::to_string(tensor(in).c);
             k.params["in_channel_stride"] = std::to_string(x.channel_stride);
             k.params["out_channels"] = std::to_string(y.c);
@@ -293,7 +297,8 @@ private:
             const int64_t ig = tensor(in).c / conv.groups;
             step.args.push_back(
                 blob_arg(node.name + ".weights",
-                         pack_grouped_conv_weights(conv, tensor(in).c, y.channel_stride),
+                         pack_grouped_conv_weights(conv, tensor(in).c, y.channel_stride,
+                                                   natural_lanes),
                          {16, ig, conv.kernel_w, conv.kernel_h, y.channel_stride / 16}));
         } else if (options_.winograd &&
                    winograd_conv_applies(conv.kernel_h, conv.kernel_w, conv.stride_h,

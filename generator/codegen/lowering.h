@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "codegen/plan.h"
@@ -17,6 +18,11 @@ struct LoweringOptions {
     // (winograd_conv_applies in halide/winograd.h); false: every conv runs direct.
     bool winograd = true;
     int winograd_tile = 4;  // the output tile m: 4, or 2 (exact as direct, 2.25x fewer FMAs)
+    // cardinal_grouped_conv2d's natural lane order at 4 input and 4 output channels per group
+    // (grouped_natural_lane_order in halide/conv_blocking.h) instead of group-minor. The weights
+    // are packed once for every target of a generated library, so generate() decides it for the
+    // whole library when unset: natural when every target has AVX-512.
+    std::optional<bool> grouped_natural_lanes;
 };
 
 // Throws cardinal::Error for a graph it cannot lower (e.g. a Flatten feeding something other

@@ -39,7 +39,7 @@ std::vector<float> pack_conv_weights(const Conv2D& conv, int in_channels, int in
 }
 
 std::vector<float> pack_grouped_conv_weights(const Conv2D& conv, int in_channels,
-                                             int out_channel_stride) {
+                                             int out_channel_stride, bool natural_lanes) {
     const int kh = conv.kernel_h, kw = conv.kernel_w;
     const int ig = in_channels / conv.groups, og = conv.out_channels / conv.groups;
     const int og_v = std::min(og, kBlock);  // channels of a group within a block
@@ -49,13 +49,17 @@ std::vector<float> pack_grouped_conv_weights(const Conv2D& conv, int in_channels
     const float* w = conv.weight.ptr();  // [out][ig][kh][kw]
     for (int co = 0; co < conv.out_channels; ++co) {
         // Group-minor lane order: channel i of group g within the block sits in lane i*G + g.
+        // Natural (4 per group): in lane g*4 + i, and step k of the reduction holds the
+        // weight of input channel (i + k) % 4, the channel rotation k brings to lane i.
         const int blk = co / kBlock, g = (co % kBlock) / og_v, i = co % og_v;
-        const int lane = i * G + g;
+        const int lane = natural_lanes ? co % kBlock : i * G + g;
         for (int ky = 0; ky < kh; ++ky)
             for (int kx = 0; kx < kw; ++kx)
-                for (int j = 0; j < ig; ++j)
-                    packed[(((size_t(blk) * kh + ky) * kw + kx) * ig + j) * kBlock + lane] =
+                for (int k = 0; k < ig; ++k) {
+                    const int j = natural_lanes ? (i + k) % ig : k;
+                    packed[(((size_t(blk) * kh + ky) * kw + kx) * ig + k) * kBlock + lane] =
                         w[((size_t(co) * ig + j) * kh + ky) * kw + kx];
+                }
     }
     return packed;
 }

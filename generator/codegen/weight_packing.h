@@ -12,11 +12,13 @@ namespace cardinal {
 // cardinal_conv2d: weights[block16][ky][kx][ci_local][co_local16], block-diagonal for groups.
 std::vector<float> pack_conv_weights(const Conv2D& conv, int in_channels, int in_channel_stride,
                                      int out_channel_stride);
-// cardinal_grouped_conv2d: weights[block16][ky][kx][j][lane16], j the input channel within the
-// group; lanes group-minor: with og_v = min(og, 16) and G = 16/og_v, output channel g*og_v + i of
-// the block (group g, channel i) sits in lane i*G + g. Zero for padded output channels.
+// cardinal_grouped_conv2d: weights[block16][ky][kx][k][lane16]. Group-minor lanes: with og_v =
+// min(og, 16) and G = 16/og_v, output channel g*og_v + i of the block (group g, channel i) sits
+// in lane i*G + g, and k is the input channel within the group. natural_lanes (4 input and 4
+// output channels per group): lane g*4 + i, and k the rotation: input channel (i + k) % 4.
+// Zero for padded output channels.
 std::vector<float> pack_grouped_conv_weights(const Conv2D& conv, int in_channels,
-                                             int out_channel_stride);
+                                             int out_channel_stride, bool natural_lanes);
 // cardinal_winograd_conv2d: U = G g G^T for F(tile x tile, 3x3), weights[block16][xi][nu][ci]
 // [co_local16] for the in_channels real input channels. Dense 3x3 convs only.
 std::vector<float> pack_winograd_weights(const Conv2D& conv, int in_channels,

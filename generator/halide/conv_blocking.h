@@ -35,6 +35,16 @@ ConvBlocking compute_conv_blocking(int in_channels, int in_channel_stride, int o
 bool grouped_conv_applies(int in_channels, int in_channel_stride, int out_channels,
                           int out_channel_stride, int groups);
 
+// Can cardinal_grouped_conv2d run ig input and og output channels per group in natural lane
+// order? At 4 and 4 (ResNeXt's 32x4d and 64x4d layer1) its input vectors are then in-lane
+// rotations of the staged pixel (vpermilps) instead of 128-bit broadcasts, which on Zen 5 hold
+// the kernel's loop at 86 % of the FMA rate (bench/broadcast_probe.cpp). With AVX-512 only (see
+// LoweringOptions::grouped_natural_lanes): on AVX2 (ResNeXt-50's layer1 alone 0.36 -> 0.50 ms)
+// and NEON the group-minor broadcast is a plain 128-bit load.
+inline bool grouped_natural_lane_order(int ig, int og) {
+    return ig == 4 && og == 4;
+}
+
 // cardinal_conv2d's "auto" parallel split: true for threads over output-channel blocks, false
 // for threads over output rows. Rows, unless there are too few of them to share (fewer than 16
 // tile rows and fewer than the 16-channel blocks), or the conv is a dense 1x1 whose weights

@@ -24,8 +24,20 @@
 //     weights[block][ky][kx][j][lane]         (Halide dims: lane, j, kx, ky, block)
 // zero for padded output channels; independent of schedule and target.
 //
-// The lane_order GeneratorParam names this weight layout ("group_minor", the only one) so that
-// it is part of every compiled kernel's identity.
+// Natural lanes with rotations (lane_order "natural", for 4 input and 4 output channels per
+// group: ResNeXt's 32x4d and 64x4d). On Zen 5 a vbroadcastf32x4 from memory is not free: the
+// kernel's inner loop runs at 86 % of the FMA rate with it, at 97-104 % with an in-lane shuffle
+// (bench/broadcast_probe.cpp). So lane g*4 + i holds output channel g*4 + i, the staged pixel is
+// the block's 16 input channels in their own order (a plain copy), and the reduction runs over
+// rotations k = 0..3 instead of input channels:
+//     X_k[g, i] = staged[g*4 + (i + k) % 4]
+// is the pixel itself for k = 0 and one vpermilps/vpermilpd of it for k = 1..3 (the pixel loaded
+// once for all four), with the weights packed so that step k of lane (g, i) holds the weight of
+// input channel (i + k) % 4. Neither the staging nor the epilogue permutes.
+//
+// The lane_order GeneratorParam names the weight layout ("group_minor" or "natural", chosen by
+// grouped_natural_lane_order() in conv_blocking.h) so that it is part of every compiled kernel's
+// identity.
 //
 // Applicability: grouped_conv_applies() in conv_blocking.h (og divides 16 or 16 divides og, and
 // every block's input channels lie inside the stored input channels).
@@ -76,7 +88,7 @@ namespace cardinal::halide_gen {
 using namespace Halide;
 
 // The weight layouts the kernel reads (one so far).
-enum class LaneOrder { GroupMinor };
+enum class LaneOrder { GroupMinor, Natural };
 // Where the input rows are staged: per block of output channels (its channels of the task's
 // rows), or once per task for every block; auto: grouped_default_stages_per_task().
 enum class StageAt { Auto, Block, Task };
@@ -116,7 +128,9 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
     GeneratorParam<bool> residual{"residual", false};
     // --- The weight layout contract (see weight_packing.h); part of the kernel's identity ---
     GeneratorParam<LaneOrder> lane_order{
-        "lane_order", LaneOrder::GroupMinor, {{"group_minor", LaneOrder::GroupMinor}}};
+        "lane_order",
+        LaneOrder::GroupMinor,
+        {{"group_minor", LaneOrder::GroupMinor}, {"natural", LaneOrder::Natural}}};
     // --- Schedule knobs ---
     GeneratorParam<int> oc_block{"oc_block", 0};
     GeneratorParam<int> tile_x{"tile_x", 0};
@@ -158,6 +172,10 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
         const int og_v = std::min(og, kWeightBlock);  // channels of a group within a block
         const int G = kWeightBlock / og_v;            // groups within a block
         const int blocks = int(out_channel_stride) / kWeightBlock;
+        const bool natural = lane_order == LaneOrder::Natural;
+        if (natural && !(ig == 4 && og == 4))
+            throw std::invalid_argument(
+                "lane_order natural is for 4 input and 4 output channels per group");
 
         // --- Algorithm ---
         const int reach_h = (out_height - 1) * stride_h + (kernel_h - 1) * dilation_h - pad_top;
@@ -182,8 +200,12 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
         const Expr ix = x * int(stride_w) + r.y * int(dilation_w) - int(pad_left);
         const Expr iy = y * int(stride_h) + r.z * int(dilation_h) - int(pad_top);
         conv(g, i, b, x, y, n) = 0.0f;
-        conv(g, i, b, x, y, n) +=
-            weights(i * G + g, r.x, r.y, r.z, b) * staged(g, r.x, b / bpg, ix, iy, n);
+        if (natural)
+            conv(g, i, b, x, y, n) += weights(g * og_v + i, r.x, r.y, r.z, b) *
+                                      staged(g, (i + r.x) % ig, b / bpg, ix, iy, n);
+        else
+            conv(g, i, b, x, y, n) +=
+                weights(i * G + g, r.x, r.y, r.z, b) * staged(g, r.x, b / bpg, ix, iy, n);
 
         // Back to natural order: output lane l of a block reads accumulator lane
         // perm[l] = (l % og_v)*G + l/og_v.
@@ -191,7 +213,9 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
         for (int l = 0; l < kWeightBlock; ++l)
             perm[l] = (l % og_v) * G + l / og_v;
         const Expr p = lane_table(c % kWeightBlock, perm);
-        Expr value = conv(p % G, p / G, c / kWeightBlock, x, y, n) + bias(c);
+        Expr value = (natural ? conv(c % kWeightBlock / og_v, c % og_v, c / kWeightBlock, x, y, n)
+                              : conv(p % G, p / G, c / kWeightBlock, x, y, n)) +
+                     bias(c);
         if (residual_input) value += (*residual_input)(c, x, y, n);
         output(c, x, y, n) = apply_activation(value, activation, clip_min, clip_max);
 
@@ -279,7 +303,15 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
         }
         // Nested vectorization over (g, i) makes X_j a broadcast of a G-float load and the
         // staging of a pixel a dense load + one shuffle.
-        staged.bound(g, 0, G).bound(j, 0, ig).reorder(g, j, q, x, y, n).vectorize(g).vectorize(j);
+        // Natural: the block's 16 input channels in their own order (a plain copy).
+        staged.bound(g, 0, G).bound(j, 0, ig);
+        if (natural)
+            staged.reorder(j, g, q, x, y, n)
+                .reorder_storage(j, g, q, x, y, n)
+                .vectorize(j)
+                .vectorize(g);
+        else
+            staged.reorder(g, j, q, x, y, n).vectorize(g).vectorize(j);
         const double input_bytes =
             double(in_channel_stride) * in_width * in_height * batch * sizeof(float);
         const bool per_task = stage == StageAt::Auto
@@ -288,14 +320,17 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
         if (split_blocks)  // the task is one tile of blocks: stage its channels of its rows
             staged.compute_at(output, task);
         else if (per_task)  // each block's staged rows contiguous, as the compute reads them
-            staged.compute_at(output, task).reorder_storage(g, j, x, y, q, n);
+            staged.compute_at(output, task)
+                .reorder_storage(natural ? j : g, natural ? g : j, x, y, q, n);
         else
             staged.compute_at(output, co);
-        conv.bound(g, 0, G)
-            .bound(i, 0, og_v)
-            .compute_at(output, xo)
-            .vectorize(g)
-            .vectorize(i)
+        // The accumulators' lanes: g innermost (group-minor) or i innermost (natural).
+        const VarOrRVar lane_inner = natural ? i : g, lane_outer = natural ? g : i;
+        conv.bound(g, 0, G).bound(i, 0, og_v).compute_at(output, xo);
+        if (natural) conv.reorder_storage(i, g, b, x, y, n);
+        conv.reorder(lane_inner, lane_outer, b, x, y, n)
+            .vectorize(lane_inner)
+            .vectorize(lane_outer)
             .unroll(b)
             .unroll(x)
             .unroll(y);
@@ -303,10 +338,18 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
                                     ? grouped_default_kernel_rows_outer(ig)
                                     : reduction == ReductionOrder::RowsOuter;
         if (rows_outer)
-            conv.update().reorder(g, i, b, x, y, r.y, r.x, r.z, n);
+            conv.update().reorder(lane_inner, lane_outer, b, x, y, r.y, r.x, r.z, n);
         else
-            conv.update().reorder(g, i, b, x, y, r.y, r.z, r.x, n);
-        conv.update().vectorize(g).vectorize(i).unroll(b).unroll(x).unroll(y).unroll(r.y);
+            conv.update().reorder(lane_inner, lane_outer, b, x, y, r.y, r.z, r.x, n);
+        conv.update()
+            .vectorize(lane_inner)
+            .vectorize(lane_outer)
+            .unroll(b)
+            .unroll(x)
+            .unroll(y)
+            .unroll(r.y);
+        // Natural: the rotations unrolled, so that each is a constant shuffle of the pixel.
+        if (natural) conv.update().unroll(r.x);
     }
 
   private:
