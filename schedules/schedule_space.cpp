@@ -137,14 +137,18 @@ ScheduleSpace::ScheduleSpace(const KernelSpec& base, const std::string& target, 
                   {"rows_per_task", to_strings(within(rows, 1, oh))},
                   {"parallel", {"rows", "blocks"}},
                   {"reduction", {"channels_outer", "rows_outer"}}};
-        // Staging per task only where the input exceeds an L2. Below, the network finds the
-        // input warm (its producer just wrote it) while the tuner times with it flushed, and
-        // the two disagree: tuned per task, ResNeXt-101 64x4d's 1024-channel grouped 3x3 at
-        // 14x14 (0.8 MB of input) timed 0.89x of the default in the tuner and 1.18-1.39x in the
-        // network (cardinal bench --layers, 2 threads).
+        // Staging per block or by row (a sliding window of rows, see the generator) always;
+        // per task only where the input exceeds an L2. Below, the network finds the input
+        // warm (its producer just wrote it) while the tuner times with it flushed, and the two
+        // disagree: tuned per task, ResNeXt-101 64x4d's 1024-channel grouped 3x3 at 14x14 (0.8
+        // MB of input) timed 0.89x of the default in the tuner and 1.18-1.39x in the network
+        // (cardinal bench --layers, 2 threads).
         const double input_bytes = 4.0 * param("in_channel_stride", 16) * param("in_width", 1) *
                                    param("in_height", 1) * param("batch", 1);
-        if (input_bytes > 1024.0 * 1024.0) knobs_.push_back({"stage", {"block", "task"}});
+        if (input_bytes > 1024.0 * 1024.0)
+            knobs_.push_back({"stage", {"block", "task", "row"}});
+        else
+            knobs_.push_back({"stage", {"block", "row"}});
     } else if (generator_ == "cardinal_depthwise_conv2d") {
         // vector_width, c_block, tile_x, rows_per_task, order.
         const int cs = param("channel_stride", 16), ow = param("out_width", 1),
@@ -427,8 +431,10 @@ Knobs ScheduleSpace::canonical(const Knobs& knobs) const {
         if (k.count("order") && k["order"] == "channels_parallel" && k.count("rows_per_task"))
             k.insert_or_assign("rows_per_task", std::string("1"));
     } else if (generator_ == "cardinal_grouped_conv2d") {
-        // A task over channel blocks stages its own rows: the stage knob does not apply.
-        if (k.count("parallel") && k["parallel"] == "blocks" && k.count("stage"))
+        // A task over channel blocks stages its own rows, all at once or by row: staging per
+        // task is staging per block there.
+        if (k.count("parallel") && k["parallel"] == "blocks" && k.count("stage") &&
+            k["stage"] == "task")
             k.insert_or_assign("stage", std::string("block"));
         if (k.count("rows_per_task")) {
             const int ty = k.count("tile_y") ? std::max(1, knob(k, "tile_y")) : 1;

@@ -199,10 +199,11 @@ TEST_CASE("generated grouped conv: 4 and 8 channels per group, odd sizes, stride
     check_matches_reference(std::move(b).finish(z), "conv_groups_packed");
 }
 
-TEST_CASE("generated grouped conv: input rows staged per block or once per task") {
+TEST_CASE("generated grouped conv: input rows staged per block, once per task or by row") {
     // The default stages per task only for strided convs with over 1 MiB of input; forced here
     // on small odd shapes: 4, 8 and 32 channels per group, stride 2 with asymmetric padding,
-    // dilation 2, a fused residual, batch 2, tasks of 1, 3 and 4 rows (tails).
+    // dilation 2, a fused residual, batch 2, tasks of 1, 3 and 4 rows (tails). Row staging (a
+    // sliding window over a ring of rows) with row tasks and with block tasks, two-row tiles.
     GraphBuilder b("conv_groups_staged", Shape{2, 64, 13, 11}, 15);
     auto x = b.conv("g4", b.input(), conv_spec(64, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 16, true));
     auto y = b.conv("g8_s2", x, conv_spec(64, 3, 3, 2, 2, {1, 0, 1, 1}, 1, 8, false));
@@ -213,7 +214,10 @@ TEST_CASE("generated grouped conv: input rows staged per block or once per task"
         {{"stage", "task"}},
         {{"stage", "task"}, {"rows_per_task", "3"}, {"tile_x", "3"}},
         {{"stage", "task"}, {"rows_per_task", "4"}, {"tile_y", "2"}, {"tile_x", "2"}},
-        {{"stage", "block"}, {"rows_per_task", "3"}}};
+        {{"stage", "block"}, {"rows_per_task", "3"}},
+        {{"stage", "row"}, {"rows_per_task", "4"}, {"tile_x", "3"}},
+        {{"stage", "row"}, {"rows_per_task", "5"}, {"tile_y", "2"}, {"tile_x", "2"}},
+        {{"stage", "row"}, {"parallel", "blocks"}, {"rows_per_task", "3"}, {"oc_block", "32"}}};
     check_conv_schedules(g, "conv_groups_staged", schedules, "cardinal_grouped_conv2d");
 }
 
@@ -259,7 +263,7 @@ TEST_CASE("generated grouped conv: 4 per group in natural and group-minor lane o
     // group-minor lanes (128-bit broadcasts), each forced whatever this host has: odd sizes,
     // stride 2 with asymmetric padding, dilation 2, a fused residual, batch 2, 24 channels (6
     // groups: the second block half padding), threads over rows and over channel blocks, the
-    // input staged per block and per task, both reduction orders.
+    // input staged per block, per task and by row, both reduction orders.
     GraphBuilder b("conv_groups_lanes", Shape{2, 64, 13, 11}, 18);
     auto x = b.conv("g4", b.input(), conv_spec(64, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 16, true));
     auto y = b.conv("g4_s2", x, conv_spec(64, 3, 3, 2, 2, {1, 0, 1, 1}, 1, 16, false));
@@ -273,7 +277,8 @@ TEST_CASE("generated grouped conv: 4 per group in natural and group-minor lane o
         {},
         {{"parallel", "blocks"}, {"oc_block", "32"}, {"tile_x", "3"}},
         {{"stage", "task"}, {"rows_per_task", "3"}, {"tile_y", "2"}, {"tile_x", "2"}},
-        {{"reduction", "rows_outer"}, {"rows_per_task", "4"}}};
+        {{"reduction", "rows_outer"}, {"rows_per_task", "4"}},
+        {{"stage", "row"}, {"oc_block", "32"}, {"rows_per_task", "5"}}};
     for (const bool natural : {true, false}) {
         LoweringOptions lowering;
         lowering.grouped_natural_lanes = natural;

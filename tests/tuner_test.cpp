@@ -270,20 +270,22 @@ TEST_CASE("the conv schedule space keeps accumulators within the register file",
         CHECK(std::stoi(k.at("oc_block")) / 16 * tx * ty + (tx - 1) + 3 <= 31);
         CHECK(std::stoi(k.at("rows_per_task")) % ty == 0);
     }
-    // Staging per task is a knob only where the input exceeds an L2 (here 0.8 MB: not; at
-    // 56x56, 3.2 MB: yes), and the default for strided convs there.
-    auto has_stage = [](const tune::ScheduleSpace& s) {
+    // Staging per task is a choice only where the input exceeds an L2 (here 0.8 MB: not; at
+    // 56x56, 3.2 MB: yes), and the default for strided convs there; per block or by row always.
+    auto has_stage = [](const tune::ScheduleSpace& s, const std::string& value) {
         for (const auto& d : s.knobs())
-            if (d.name == "stage") return true;
+            if (d.name == "stage")
+                return std::find(d.values.begin(), d.values.end(), value) != d.values.end();
         return false;
     };
-    CHECK_FALSE(has_stage(gspace));
+    CHECK_FALSE(has_stage(gspace, "task"));
+    CHECK(has_stage(gspace, "row"));
     CHECK(gspace.resolve({}).at("stage") == "block");
     KernelSpec wide = grouped;
     wide.params["in_height"] = wide.params["in_width"] = "56";
     wide.params["stride_h"] = wide.params["stride_w"] = "2";
     const tune::ScheduleSpace strided_space(wide, resolve_target("x86-64-avx512"));
-    CHECK(has_stage(strided_space));
+    CHECK(has_stage(strided_space, "task"));
     CHECK(strided_space.resolve({}).at("stage") == "task");
     CHECK(strided_space.resolve({}).at("rows_per_task") == "1");
     // Threads split rows by default, but channel blocks for stride-1 convs under 16 rows (a

@@ -2,18 +2,19 @@
 // a user would pick instead (oneDNN, PyTorch), all on the same network, weights and input.
 //
 // Engines run interleaved in rounds (A A A B B B C C C A A A ...) so that drift of a shared
-// machine hits all of them alike. A round of an engine starts with one untimed run that absorbs
-// what the engine before it left behind: its worker threads still spinning (OpenMP spins a few
-// ms after a parallel region; PyTorch's, in their own process, stole a core from whichever
-// engine came next and doubled MobileNetV2's median at 2 threads) and the caches full of its
-// data. --runs-per-round 1 alternates single runs (A B C A B C ...). Reported per
-// engine: median/min/max over the timed runs after warm-up, GFLOP/s (2 x MACs / time), the
-// fraction of this machine's FMA peak (widest ISA, same thread count) measured in the same run,
-// the speedup over the reference and the time ratio generated/peer. Every engine's output is
-// compared with every other's (relative L2), so a benchmark also proves equivalence. A peer that
-// is not installed (or cannot express the network) is reported as missing, never skipped
-// silently. --layers times every step of generated code and every oneDNN primitive and places
-// each on the roofline (measured FMA peak and memory bandwidth); --plot draws it all.
+// machine hits all of them alike. A round of an engine starts with untimed runs (one, and 20 ms
+// of them for short networks) that absorb what the engine before it left behind: its worker
+// threads still spinning (OpenMP spins a few ms after a parallel region; PyTorch's, in their own
+// process, stole a core from whichever engine came next and doubled MobileNetV2's median at 2
+// threads), the caches full of its data, and idle vCPUs. --runs-per-round 1 alternates single
+// runs (A B C A B C ...). Reported per engine: median/min/max over the timed runs after warm-up,
+// GFLOP/s (2 x MACs / time), the fraction of this machine's FMA peak (widest ISA, same thread
+// count) measured in the same run, the speedup over the reference and the time ratio
+// generated/peer. Every engine's output is compared with every other's (relative L2), so a
+// benchmark also proves equivalence. A peer that is not installed (or cannot express the
+// network) is reported as missing, never skipped silently. --layers times every step of generated
+// code and every oneDNN primitive and places each on the roofline (measured FMA peak and memory
+// bandwidth); --plot draws it all.
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -57,6 +58,21 @@ const std::vector<std::string> kEngines = {"generated", "reference", "onednn", "
 
 // Pause between runs of two different engines.
 constexpr auto kSettle = std::chrono::milliseconds(10);
+// Untimed runs at the start of each round: at least one, and at least this long. After the
+// pause, a VM's vCPUs wake up slowly (on the 2-vCPU Zen 5 host a 0.35 ms one-layer network at
+// 2 threads then ran 0.7 ms, with 2.5-5 ms outliers, for a whole round of 5 runs after one
+// lead-in run, while the same network run back to back took 0.3 ms): a network much shorter
+// than the pause needs more than one run to get its threads running again.
+constexpr auto kLeadIn = std::chrono::milliseconds(20);
+
+// Runs `run` untimed: once, then again until kLeadIn has passed.
+template <typename Run>
+void lead_in(Run&& run) {
+    const auto until = std::chrono::steady_clock::now() + kLeadIn;
+    do
+        run();
+    while (std::chrono::steady_clock::now() < until);
+}
 
 struct Stats {
     double median = 0, min = 0, max = 0;  // seconds
@@ -196,9 +212,9 @@ int bench_command(const Args& args) {
         ("warmup", po::value(&warmup)->value_name("N")->default_value(3),
          "Untimed runs before timing")  //
         ("runs-per-round", po::value(&runs_per_round)->value_name("N")->default_value(5),
-         "Timed runs of one engine in a row, after one untimed run that absorbs the engine "
-         "before (its spinning threads, its data in the caches); 1: engines alternate run "
-         "by run")  //
+         "Timed runs of one engine in a row, after untimed runs (one, and at least 20 ms) "
+         "that absorb the engine before (its spinning threads, its data in the caches); 1: "
+         "engines alternate run by run")  //
         ("reference-runs", po::value(&reference_runs)->value_name("N")->default_value(2),
          "Timed runs of the (slow) reference; 0 skips it")  //
         ("layers", po::bool_switch(&layers),
@@ -364,7 +380,7 @@ int bench_command(const Args& args) {
             if (!e.missing.empty() || first >= e.runs) continue;
             // The reference (single-threaded, seconds per run) has no lead-in: the engine
             // before disturbs it by well under 1 %.
-            if (runs_per_round > 1 && e.warm) one_run(e);
+            if (runs_per_round > 1 && e.warm) lead_in([&] { one_run(e); });
             for (int i = first; i < std::min(first + runs_per_round, e.runs); ++i)
                 e.times.push_back(one_run(e));
         }
@@ -391,7 +407,7 @@ int bench_command(const Args& args) {
         std::cout << "  " << e.name << ": "
                   << (e.missing.empty() ? e.description : "MISSING: " + e.missing) << "\n";
     std::cout << "runs interleaved (" << warmup << " warm-up round(s), then rounds of "
-              << (runs_per_round > 1 ? "1 untimed + " : "") << runs_per_round
+              << (runs_per_round > 1 ? ">= 20 ms untimed + " : "") << runs_per_round
               << " timed run(s) per engine)\n\n";
 
     Table table({"engine", "runs", "median ms", "min ms", "max ms", "GFLOP/s", "% of peak",
@@ -518,11 +534,11 @@ int bench_command(const Args& args) {
             bper(static_cast<size_t>(bsteps)), dper(static_cast<size_t>(dsteps));
         std::vector<double> gsec(static_cast<size_t>(gsteps)), bsec(static_cast<size_t>(bsteps)),
             dsec(static_cast<size_t>(dsteps));
-        // Rounds as above: per engine one untimed run, then up to runs_per_round timed ones.
+        // Rounds as above: per engine a lead-in, then up to runs_per_round timed runs.
         auto round_of = [&](int count, auto&& run_once, std::vector<std::vector<double>>& per,
                             const std::vector<double>& sec) {
             std::this_thread::sleep_for(kSettle);
-            if (runs_per_round > 1) run_once();
+            if (runs_per_round > 1) lead_in(run_once);
             for (int k = 0; k < count; ++k) {
                 run_once();
                 for (size_t s = 0; s < per.size(); ++s)

@@ -58,7 +58,13 @@
 //   stage           block: each block of output channels stages its channels of the task's
 //                   input rows in its turn (they stay in L1); task: the task stages its rows
 //                   once for every block, reading each input pixel contiguously (default for
-//                   strided convs whose input exceeds an L2, see conv_blocking.h).
+//                   strided convs whose input exceeds an L2, see conv_blocking.h); row: as
+//                   block, but each output row stages only the input rows it is the first to
+//                   need, just before it (Halide's sliding window over a ring of rows): the
+//                   staging interleaves with the compute and the ring (4 rows: 30 KB for two
+//                   blocks at 56 columns) stays in L1, where block staging writes all of the
+//                   task's rows (220 KB at 28 rows) to L2 first. With parallel=blocks, row
+//                   staging is per task (its tile of blocks) the same way.
 //   reduction       channels_outer: the reduction runs input channel j, then kernel row ky, then
 //                   the kw taps (unrolled); rows_outer: ky, then j, then the taps, so one step
 //                   of j reads kw weight vectors instead of kh*kw lines ig*64 B apart that share
@@ -90,8 +96,9 @@ using namespace Halide;
 // The weight layouts the kernel reads (one so far).
 enum class LaneOrder { GroupMinor, Natural };
 // Where the input rows are staged: per block of output channels (its channels of the task's
-// rows), or once per task for every block; auto: grouped_default_stages_per_task().
-enum class StageAt { Auto, Block, Task };
+// rows), once per task for every block, or per block one output row at a time (a sliding
+// window); auto: grouped_default_stages_per_task().
+enum class StageAt { Auto, Block, Task, Row };
 // What the threads split: tasks of output rows (each runs every channel block over its rows), or
 // tasks of one register tile of channel blocks over a chunk of rows; auto:
 // grouped_default_splits_blocks().
@@ -136,10 +143,12 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
     GeneratorParam<int> tile_x{"tile_x", 0};
     GeneratorParam<int> tile_y{"tile_y", 1};
     GeneratorParam<int> rows_per_task{"rows_per_task", 0};
-    GeneratorParam<StageAt> stage{
-        "stage",
-        StageAt::Auto,
-        {{"auto", StageAt::Auto}, {"block", StageAt::Block}, {"task", StageAt::Task}}};
+    GeneratorParam<StageAt> stage{"stage",
+                                  StageAt::Auto,
+                                  {{"auto", StageAt::Auto},
+                                   {"block", StageAt::Block},
+                                   {"task", StageAt::Task},
+                                   {"row", StageAt::Row}}};
     GeneratorParam<GroupedSplit> parallel{"parallel",
                                           GroupedSplit::Auto,
                                           {{"auto", GroupedSplit::Auto},
@@ -317,7 +326,9 @@ class GroupedConv2DGenerator : public Generator<GroupedConv2DGenerator> {
         const bool per_task = stage == StageAt::Auto
                                   ? grouped_default_stages_per_task(stride_h, input_bytes)
                                   : stage == StageAt::Task;
-        if (split_blocks)  // the task is one tile of blocks: stage its channels of its rows
+        if (stage == StageAt::Row)  // a ring of rows, each staged by the first row needing it
+            staged.store_at(output, split_blocks ? task : co).compute_at(output, yo);
+        else if (split_blocks)  // the task is one tile of blocks: stage its channels of its rows
             staged.compute_at(output, task);
         else if (per_task)  // each block's staged rows contiguous, as the compute reads them
             staged.compute_at(output, task)
