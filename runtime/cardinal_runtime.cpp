@@ -597,9 +597,21 @@ void for_each_index(int count, int64_t floats, const std::function<void(int)>& b
 
 }  // namespace
 
+namespace {
+// What set_num_threads last resolved; 0 until it is called (then default_threads()).
+std::atomic<int> threads_set{0};
+}  // namespace
+
 void set_num_threads(int threads) {
-    if (StaticPool* pool = the_pool()) pool->resize(threads > 0 ? threads : default_threads());
+    const int resolved = threads > 0 ? threads : default_threads();
+    if (StaticPool* pool = the_pool()) pool->resize(resolved);
     if (halide_set_num_threads) halide_set_num_threads(threads);
+    threads_set.store(resolved, std::memory_order_relaxed);
+}
+
+int num_threads() {
+    const int n = threads_set.load(std::memory_order_relaxed);
+    return n > 0 ? n : default_threads();
 }
 
 double now_seconds() {

@@ -113,6 +113,9 @@ int select_variant(const char* const* targets, int count, const std::string& wha
 // --- Threads and time ---------------------------------------------------------------------
 // Threads Halide's pool uses for every layer (0: one per core).
 void set_num_threads(int threads);
+// The threads every layer runs with now (what set_num_threads resolved 0 to, or was given). The
+// generated code reads it to call a layer's kernel tuned for that thread count, where one exists.
+int num_threads();
 double now_seconds();
 
 // Throws Error("<step>: Halide error code N") when a kernel returned non-zero.

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -70,6 +71,30 @@ class Reader {
   private:
     std::string path_;
 };
+
+// "threads": {"<count>": {"knobs": {...}, "time_ms": t, "base_ms": b, "date": d}, ...}
+std::map<int, ThreadSchedule> read_thread_schedules(const Reader& r, const json& v,
+                                                    const std::string& where) {
+    if (!v.is_object()) r.fail(where + ".threads is not a JSON object");
+    std::map<int, ThreadSchedule> by_threads;
+    for (const auto& [count, j] : v.items()) {
+        const std::string at = where + ".threads." + count;
+        int threads = 0;
+        const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), threads);
+        if (ec != std::errc() || end != count.data() + count.size() || threads < 1 ||
+            threads > 4096)
+            r.fail(where + ".threads has the key \"" + count + "\", not a thread count");
+        ThreadSchedule t;
+        t.knobs = r.knobs(r.field(j, "knobs", at), at + ".knobs");
+        t.time_ms = r.num(j, "time_ms", at);
+        t.base_ms = r.num(j, "base_ms", at);
+        t.measured = r.opt_str(j, "measured", at);
+        t.date = r.str(j, "date", at);
+        if (!(t.time_ms > 0) || !(t.base_ms > 0)) r.fail(at + " has a non-positive time");
+        by_threads[threads] = std::move(t);
+    }
+    return by_threads;
+}
 
 json knobs_json(const Knobs& k) {
     json j = json::object();
@@ -157,6 +182,9 @@ ScheduleDatabase ScheduleDatabase::load(const std::string& path,
         e.cardinal_version = r.str(j, "cardinal_version", where);
         e.date = r.str(j, "date", where);
         if (!(e.time_ms > 0) || !(e.default_ms > 0)) r.fail(where + " has a non-positive time");
+        if (j.contains("threads")) e.by_threads = read_thread_schedules(r, j["threads"], where);
+        if (!e.by_threads.empty() && !e.autoscheduler.empty())
+            r.fail(where + " is autoscheduled and cannot have knobs per thread count");
         db.entries_[signature] = std::move(e);
     }
     if (db.strategy_ == kStrategyAdams2019) ensure_adams2019_loaded();
@@ -196,6 +224,18 @@ void ScheduleDatabase::save(const std::string& path) const {
             j["autoscheduler"] = e.autoscheduler;
             j["machine_params"] = e.machine_params;
         }
+        if (!e.by_threads.empty()) {
+            json threads = json::object();
+            for (const auto& [count, t] : e.by_threads) {
+                json jt = {{"knobs", knobs_json(t.knobs)},
+                           {"time_ms", t.time_ms},
+                           {"base_ms", t.base_ms},
+                           {"date", t.date}};
+                if (!t.measured.empty()) jt["measured"] = t.measured;
+                threads[std::to_string(count)] = std::move(jt);
+            }
+            j["threads"] = std::move(threads);
+        }
         json top = json::array();
         for (const auto& [k, ms] : e.top)
             top.push_back({{"knobs", knobs_json(k)}, {"time_ms", ms}});
@@ -223,22 +263,25 @@ void ScheduleDatabase::put(ScheduleEntry entry) {
     entries_[key] = std::move(entry);
 }
 
-std::optional<Knobs> ScheduleDatabase::lookup(const KernelSpec& base,
-                                              const std::string& target) const {
+std::optional<ScheduleChoice> ScheduleDatabase::lookup(const KernelSpec& base,
+                                                       const std::string& target) const {
     if (target != target_) return std::nullopt;
     const ScheduleEntry* e = find(base);
     if (!e) return std::nullopt;
-    return e->generator_params();
+    ScheduleChoice choice(e->generator_params());
+    for (const auto& [threads, t] : e->by_threads)
+        choice.by_threads[threads] = t.knobs;
+    return choice;
 }
 
 ScheduleLookup make_schedule_lookup(std::vector<std::shared_ptr<const ScheduleDatabase>> dbs) {
     for (const auto& db : dbs)
         if (db->strategy() == kStrategyAdams2019) ensure_adams2019_loaded();
     return [dbs = std::move(dbs)](const KernelSpec& base,
-                                  const std::string& target) -> std::optional<Knobs> {
+                                  const std::string& target) -> std::optional<ScheduleChoice> {
         for (const auto& db : dbs)
             if (db->target() == target)
-                if (std::optional<Knobs> knobs = db->lookup(base, target)) return knobs;
+                if (std::optional<ScheduleChoice> choice = db->lookup(base, target)) return choice;
         return std::nullopt;
     };
 }

@@ -18,7 +18,11 @@
 //         "trials": 57, "rejected": 1, "budget_s": 31.5, "seconds": 30.9,
 //         "top": [{"knobs": {...}, "time_ms": 0.81}, ...],   best few, seeds for refinement
 //         "cpu": "...", "halide_version": "14.0.0", "cardinal_version": "0.1.0",
-//         "date": "2024-05-01T12:00:00Z"
+//         "date": "2024-05-01T12:00:00Z",
+//         "threads": {                             optional: knobs for one thread count
+//           "1": {"knobs": {...}, "time_ms": 0.17, "base_ms": 0.18,   medians at that count:
+//                 "measured": "<how>", "date": "..."}                  these knobs, "knobs" above
+//         }
 //       }, ...
 //     }
 //   }
@@ -41,6 +45,16 @@ namespace cardinal::tune {
 constexpr const char* kStrategySearch = "search";
 constexpr const char* kStrategyAdams2019 = "adams2019";
 
+// Knobs that beat an entry's own at one thread count (the entry's are measured at all cores). The
+// generated network holds both kernels and calls this one when it runs with that many threads.
+struct ThreadSchedule {
+    Knobs knobs;
+    double time_ms = 0;    // median at that thread count with these knobs
+    double base_ms = 0;    // median at that thread count with the entry's knobs, same run
+    std::string measured;  // how: the command that measured the two
+    std::string date;
+};
+
 struct ScheduleEntry {
     std::string layer;  // signature: KernelSpec::str() of the base spec
     std::string generator;
@@ -58,6 +72,7 @@ struct ScheduleEntry {
     double seconds = 0;                         // tuning time spent on it (cumulative)
     std::vector<std::pair<Knobs, double>> top;  // best candidates seen, fastest first
     std::string cpu, halide_version, cardinal_version, date;
+    std::map<int, ThreadSchedule> by_threads;  // thread count (>= 1) -> its own knobs
 
     // The GeneratorParams this entry adds to the layer's spec: its knobs, or for an
     // autoscheduled entry auto_schedule=true and machine_params.
@@ -85,9 +100,10 @@ class ScheduleDatabase {
     const ScheduleEntry* find(const KernelSpec& base) const;
     void put(ScheduleEntry entry);  // replaces the entry of the same layer
 
-    // The generator params for `base` on `target`: nullopt when the target is not this
-    // database's or the layer is not in it (the generator's defaults then apply).
-    std::optional<Knobs> lookup(const KernelSpec& base, const std::string& target) const;
+    // The generator params for `base` on `target`, and its knobs per thread count: nullopt when
+    // the target is not this database's or the layer is not in it (the generator's defaults
+    // then apply).
+    std::optional<ScheduleChoice> lookup(const KernelSpec& base, const std::string& target) const;
 
   private:
     std::string target_, strategy_, cpu_;

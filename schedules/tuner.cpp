@@ -16,6 +16,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -456,6 +457,10 @@ class Tuner {
         if (!(o_.budget_seconds > 0)) throw Error("the tuning budget must be positive");
         if (o_.strategy != kStrategySearch && o_.strategy != kStrategyAdams2019)
             throw Error("unknown strategy '" + o_.strategy + "' (search or adams2019)");
+        if (o_.thread_knobs && (o_.threads < 1 || o_.strategy != kStrategySearch))
+            throw Error(
+                "knobs for one thread count need a thread count (--threads N) and the "
+                "search strategy");
         jobs_ = o_.jobs > 0 ? o_.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
         threads_ =
             o_.threads > 0 ? o_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
@@ -610,7 +615,9 @@ class Tuner {
                 l.entry_ms = ms;
             }
         }
-        if (o_.strategy == kStrategySearch)
+        // Timed at one thread count for that count's knobs, a recorded entry (measured at all
+        // cores) is not judged stale.
+        if (o_.strategy == kStrategySearch && !o_.thread_knobs)
             for (size_t t = 0; t < tasks.size(); ++t)
                 if (owner[t].second) replace_if_stale(layers_[owner[t].first], tasks[t]);
         for (Layer& l : layers_)
@@ -749,6 +756,8 @@ class Tuner {
         l.entry_stale = true;
     }
 
+    // The entry to record for `l`: a copy of its recorded one (its knobs for single thread
+    // counts stay with it), else a new one.
     ScheduleEntry new_entry(const Layer& l) const {
         ScheduleEntry e;
         if (l.entry) e = *l.entry;
@@ -814,15 +823,23 @@ class Tuner {
             l.result.status = "no knobs";
             return 0;
         }
-        if (l.entry_usable && l.entry->budget_s >= kSameBudgetClass * budget_class) {
+        if (o_.thread_knobs && !l.entry_usable) {
+            // The knobs for a thread count are the exception to an entry's: tune at all cores
+            // first.
+            l.result.status = "no usable entry";
+            return 0;
+        }
+        if (!o_.thread_knobs && l.entry_usable &&
+            l.entry->budget_s >= kSameBudgetClass * budget_class) {
             l.result.status = l.entry_stale ? "stale: default kept" : "already tuned";
             progress_.line("[" + std::to_string(index + 1) + "/" + std::to_string(layers_.size()) +
                            "] " + name + ": already tuned with a " + fmt(l.entry->budget_s, 1) +
                            " s budget (this run's share " + fmt(budget_class, 1) + " s): kept");
             return 0;
         }
-        const double need =
-            l.entry_usable ? budget * (1 - l.entry->budget_s / budget_class) : budget;
+        const double need = l.entry_usable && !o_.thread_knobs
+                                ? budget * (1 - l.entry->budget_s / budget_class)
+                                : budget;
         if (need < kMinLayerSeconds) {
             if (!l.entry_usable) l.result.status = "share too small";
             return 0;
@@ -848,7 +865,13 @@ class Tuner {
                 results.push_back({l.entry->knobs, l.entry_ms});
             for (auto it = l.entry->top.rbegin(); it != l.entry->top.rend(); ++it)
                 seeds.push_back(it->first);
+            if (o_.thread_knobs)
+                if (auto own = l.entry->by_threads.find(threads_); own != l.entry->by_threads.end())
+                    seeds.push_back(own->second.knobs);  // measured first
         }
+        // What a winner must beat: the default, or for one thread count's knobs the entry's
+        // own (which the network runs at every other count).
+        const Knobs reference = o_.thread_knobs ? l.entry->knobs : Knobs{};
         auto by_time = [](const auto& a, const auto& b) { return a.second < b.second; };
         std::stable_sort(results.begin(), results.end(), by_time);
 
@@ -922,13 +945,21 @@ class Tuner {
         // The best few, re-timed against the default; the fastest is kept only if faster than
         // the default. A single search-time measurement on a busy machine can be lucky, so the
         // first-ranked alone would favour whichever candidate the noise flattered most.
-        Knobs winner;
-        double winner_ms = l.default_ms, default_ms = l.default_ms;
+        // For one thread count's knobs the reference (the entry's knobs) is re-timed first,
+        // and the default is a finalist like any other.
+        std::optional<Knobs> winner;
+        double default_ms = l.default_ms;
+        double reference_ms = reference.empty() ? l.default_ms : l.entry_ms;
+        double winner_ms = reference_ms;
         std::vector<Knobs> finalist_knobs;
         std::vector<CompileTask> finalists;
+        if (!reference.empty()) {
+            finalist_knobs.push_back(reference);
+            finalists.push_back(task_for(l.base, reference, false));
+        }
         for (const auto& [k, ms] : results) {
-            if (finalists.size() == kFinalists) break;
-            if (k.empty() || ms >= kFinalistWithin * results.front().second) continue;
+            if (finalists.size() == kFinalists + (reference.empty() ? 0 : 1)) break;
+            if (k == reference || ms >= kFinalistWithin * results.front().second) continue;
             finalist_knobs.push_back(k);
             finalists.push_back(task_for(l.base, k, true));
         }
@@ -940,21 +971,35 @@ class Tuner {
                 compiled.push_back(&finalists[i]);
                 compiled_knobs.push_back(&finalist_knobs[i]);
             }
-        if (!compiled.empty()) {
+        if (!compiled.empty() && (reference.empty() || compiled_knobs[0] == &finalist_knobs[0])) {
             const auto [d, times] = confirm(l, compiled);
-            default_ms = winner_ms = d;
-            for (size_t i = 0; i < compiled.size(); ++i)
-                if (times[i] < 0.99 * d && times[i] < winner_ms) {
+            default_ms = d;
+            const size_t first = reference.empty() ? 0 : 1;
+            reference_ms = winner_ms = reference.empty() ? d : times[0];
+            if (!reference.empty() && d < 0.99 * reference_ms) {
+                winner = Knobs{};  // the default, faster than the entry's knobs at this count
+                winner_ms = d;
+            }
+            for (size_t i = first; i < compiled.size(); ++i)
+                if (times[i] < 0.99 * reference_ms && times[i] < winner_ms) {
                     winner = *compiled_knobs[i];
                     winner_ms = times[i];
                 }
         }
         const double used = seconds_since(t0);
         progress_.layer(index, int(layers_.size()), name, used, budget, trials, rejected + failed,
-                        default_ms, winner_ms, true);
+                        reference_ms, winner_ms, true);
+        l.result.trials = trials;
+        l.result.rejected = rejected;
+        l.result.failed = failed;
+        if (o_.thread_knobs) {
+            record_thread_knobs(l, winner, winner_ms, reference_ms);
+            if (exhausted) l.result.status += " (space exhausted)";
+            return used;
+        }
 
         ScheduleEntry e = new_entry(l);
-        e.knobs = winner;
+        e.knobs = winner.value_or(Knobs{});
         e.autoscheduler.clear();
         e.machine_params.clear();
         e.time_ms = winner_ms;
@@ -974,13 +1019,32 @@ class Tuner {
 
         l.result.default_ms = default_ms;
         l.result.tuned_ms = winner_ms;
-        l.result.knobs = winner;
-        l.result.trials = trials;
-        l.result.rejected = rejected;
-        l.result.failed = failed;
-        l.result.status = winner.empty() ? "default best" : "tuned";
+        l.result.knobs = e.knobs;
+        l.result.status = e.knobs.empty() ? "default best" : "tuned";
         if (exhausted) l.result.status += " (space exhausted)";
         return used;
+    }
+
+    // Records (or, with no winner, removes) the entry's knobs for this run's thread count;
+    // the entry itself is left as it was.
+    void record_thread_knobs(Layer& l, const std::optional<Knobs>& winner, double winner_ms,
+                             double reference_ms) {
+        ScheduleEntry e = *l.entry;
+        if (winner)
+            e.by_threads[threads_] = {*winner, winner_ms, reference_ms,
+                                      "cardinal tune --threads " + std::to_string(threads_) +
+                                          " --thread-knobs (layer alone, JIT)",
+                                      utc_now_iso8601()};
+        else
+            e.by_threads.erase(threads_);
+        db_.put(e);
+        save();
+        // The table's columns: the entry's knobs at this count, then the recorded ones.
+        l.result.default_ms = reference_ms;
+        l.result.tuned_ms = winner ? winner_ms : reference_ms;
+        l.result.knobs = winner.value_or(l.entry->knobs);
+        l.result.status =
+            winner ? "knobs for " + std::to_string(threads_) + " thread(s)" : "entry's knobs best";
     }
 
     // --- strategy "adams2019" ----------------------------------------------------------------

@@ -45,6 +45,10 @@ struct TuneOptions {
     std::string db_path;         // read (resume) and written after every layer
     uint64_t seed = 0;
     int threads = 0;                         // threads of the timed kernels (0: one per core)
+    // Search knobs for `threads` threads only: each layer with an entry gets the winner as that
+    // entry's knobs for this thread count (its "threads" field) when it beats the entry's own
+    // knobs at this count; the entry's knobs stay. Layers without an entry are left alone.
+    bool thread_knobs = false;
     int jobs = 0;                            // parallel compile processes (0: one per core)
     std::string strategy = kStrategySearch;  // or kStrategyAdams2019
     std::string cache_dir;                   // object cache; empty: default_cache_dir()

@@ -51,6 +51,31 @@ Graph two_conv_graph() {
     return std::move(b).finish(x);
 }
 
+// A one-layer network: the conv, then a ReLU.
+Graph conv_relu_graph(const std::string& name, const Shape& input, const ConvSpec& conv) {
+    GraphBuilder b(name, input, 4);
+    auto x = b.conv("conv", b.input(), conv);
+    x = b.relu("relu", x);
+    return std::move(b).finish(x);
+}
+
+// A database entry with every field set, for the database's own tests.
+tune::ScheduleEntry sample_entry(const std::string& generator, const std::string& layer,
+                                 const std::string& target) {
+    tune::ScheduleEntry e;
+    e.layer = layer;
+    e.generator = generator;
+    e.target = target;
+    e.knobs = {{"tile_x", "4"}};
+    e.time_ms = 1;
+    e.default_ms = 2;
+    e.cpu = "cpu";
+    e.halide_version = "14";
+    e.cardinal_version = kGeneratorVersion;
+    e.date = "2024-01-01T00:00:00Z";
+    return e;
+}
+
 tune::TuneOptions tune_options(const std::string& db, double budget) {
     tune::TuneOptions o;
     o.target = host_preset().halide;
@@ -804,17 +829,7 @@ TEST_CASE("a corrupt schedule database is refused with a clear error", "[tuner]"
 
     // A valid database with one entry, then damaged in several ways.
     tune::ScheduleDatabase db(target, tune::kStrategySearch);
-    tune::ScheduleEntry e;
-    e.layer = "cardinal_conv2d(batch=1)";
-    e.generator = "cardinal_conv2d";
-    e.target = target;
-    e.knobs = {{"tile_x", "4"}};
-    e.time_ms = 1;
-    e.default_ms = 2;
-    e.cpu = "cpu";
-    e.halide_version = "14";
-    e.cardinal_version = kGeneratorVersion;
-    e.date = "2024-01-01T00:00:00Z";
+    tune::ScheduleEntry e = sample_entry("cardinal_conv2d", "cardinal_conv2d(batch=1)", target);
     db.put(e);
     db.save(dir + "/good.json");
     CHECK(tune::ScheduleDatabase::load(dir + "/good.json", target).entries().size() == 1);
@@ -953,10 +968,8 @@ TEST_CASE("a committed database for this CPU comes before its preset's", "[tuner
 }
 
 TEST_CASE("an Adams2019 database entry makes the generator autoschedule the layer", "[tuner]") {
-    GraphBuilder b("adams_entry", Shape{1, 16, 9, 9}, 4);
-    auto x = b.conv("conv", b.input(), ConvSpec::square(32, 3, 1, 1));
-    x = b.relu("relu", x);
-    const Graph g = std::move(b).finish(x);
+    const Graph g =
+        conv_relu_graph("adams_entry", Shape{1, 16, 9, 9}, ConvSpec::square(32, 3, 1, 1));
     const std::string target = host_preset().halide;
     GenerateOptions o;
     o.targets = {target};
@@ -971,9 +984,10 @@ TEST_CASE("an Adams2019 database entry makes the generator autoschedule the laye
     e.machine_params = "2,33554432,40";
     e.time_ms = e.default_ms = 1;
     db->put(e);
-    const auto knobs = db->lookup(base, target);
-    REQUIRE(knobs);
-    CHECK(*knobs == tune::Knobs{{"auto_schedule", "true"}, {"machine_params", "2,33554432,40"}});
+    const auto choice = db->lookup(base, target);
+    REQUIRE(choice);
+    CHECK(choice->knobs ==
+          tune::Knobs{{"auto_schedule", "true"}, {"machine_params", "2,33554432,40"}});
     // An entry is for its target alone.
     const std::string other = resolve_target(
         target == resolve_target("x86-64-avx2") ? "x86-64-baseline" : "x86-64-avx2");
@@ -990,6 +1004,152 @@ TEST_CASE("an Adams2019 database entry makes the generator autoschedule the laye
     LoadedNetwork net(o.out_dir, r.name);
     const Tensor input = random_input(g.input_shape, 5);
     CHECK(relative_l2(run_generated(net, input), reference::run(g, input).data) < 1e-5);
+}
+
+TEST_CASE("knobs for one thread count give the network a kernel it calls at that count",
+          "[tuner]") {
+    // A grouped conv (4 channels per group, odd sizes, batch 2) whose entry stages input rows
+    // per channel block, and per output row at 1 thread: two kernels of one layer.
+    const Graph g = conv_relu_graph("thread_kernels", Shape{2, 48, 13, 11},
+                                    ConvSpec::square(48, 3, 1, 1, 12, true));
+    const std::string target = host_preset().halide;
+    GenerateOptions o;
+    o.targets = {target};
+    const KernelSpec base = generate_sources(g, o).plan.kernels.at(0);
+    REQUIRE(base.generator == "cardinal_grouped_conv2d");
+
+    const std::string dir = fresh_dir("thread_kernels");
+    tune::ScheduleDatabase db(target, tune::kStrategySearch);
+    tune::ScheduleEntry e = sample_entry(base.generator, base.str(), target);
+    e.knobs = {{"stage", "block"}, {"parallel", "rows"}};
+    e.by_threads[1] = {{{"stage", "row"}, {"parallel", "rows"}}, 0.9, 1.0, "by hand", e.date};
+    // The same knobs as the entry's at 3 threads: nothing to switch, no third kernel.
+    e.by_threads[3] = {e.knobs, 1.0, 1.0, "", e.date};
+    db.put(e);
+    db.save(dir + "/db.json");
+    auto loaded = std::make_shared<const tune::ScheduleDatabase>(
+        tune::ScheduleDatabase::load(dir + "/db.json"));
+    const tune::ScheduleEntry& back = loaded->entries().at(base.str());
+    REQUIRE(back.by_threads.size() == 2);
+    CHECK(back.by_threads.at(1).knobs.at("stage") == "row");
+    CHECK(back.by_threads.at(1).time_ms == 0.9);
+    CHECK(back.by_threads.at(1).measured == "by hand");
+
+    o.schedules = tune::make_schedule_lookup({loaded});
+    const GeneratedSources src = generate_sources(g, o);
+    const CompiledKernel& ck = src.plan.variant_kernels.at(0).at(0);
+    REQUIRE(ck.by_threads.size() == 1);
+    CHECK(ck.by_threads[0].threads == 1);
+    CHECK(ck.by_threads[0].function_name != ck.function_name);
+    CHECK_THAT(src.source, Contains("threads == 1 ? k.k0_t1 : k.k0") &&
+                               Contains("cardinal::rt::num_threads()") &&
+                               Contains("at 1 thread (parallel=rows stage=row)"));
+
+    o.out_dir = dir + "/net";
+    o.cache_dir = CARDINAL_TEST_CACHE_DIR;
+    o.quiet = true;
+    const GenerateResult r = generate_network(g, o);
+    CHECK(r.unique_kernels == 2);
+    LoadedNetwork net(o.out_dir, r.name);
+    const Tensor input = random_input(g.input_shape, 8);
+    const std::vector<float> want = reference::run(g, input).data;
+    for (int threads : {1, 2, 3, 0}) {
+        INFO("threads " << threads);
+        net.api().set_num_threads(threads);
+        CHECK(relative_l2(run_generated(net, input), want) < 1e-5);
+    }
+    net.api().set_num_threads(0);
+}
+
+TEST_CASE("tuning for one thread count records knobs beside the entry's", "[tuner]") {
+    const Graph g = two_conv_graph();
+    const std::string dir = fresh_dir("thread_knobs_tune");
+    const std::string db = dir + "/db.json";
+    auto entries = [&]() -> std::map<std::string, tune::ScheduleEntry> {
+        return tune::ScheduleDatabase::load(db).entries();  // a copy
+    };
+
+    // Without entries there is nothing to add knobs to: every layer is left alone.
+    tune::TuneOptions o = tune_options(db, 4);
+    o.threads = 1;
+    o.thread_knobs = true;
+    for (const tune::LayerResult& l : tune::tune_network(g, o).layers)
+        CHECK(l.status == "no usable entry");
+    CHECK(entries().empty());
+
+    // Entries tuned at all cores, then knobs for 1 thread beside them.
+    tune::tune_network(g, tune_options(db, 4));
+    const auto before = entries();
+    REQUIRE(before.size() == 2);
+    const tune::TuneResult r = tune::tune_network(g, o);
+    const auto after = entries();
+    REQUIRE(after.size() == 2);
+    for (const tune::LayerResult& l : r.layers) {
+        INFO(l.layers << ": " << l.status);
+        const tune::ScheduleEntry& e = after.at(l.base.str());
+        CHECK(e.knobs == before.at(l.base.str()).knobs);  // the entry's own knobs stay
+        CHECK(e.date == before.at(l.base.str()).date);
+        if (l.status.rfind("knobs for 1 thread(s)", 0) == 0) {
+            REQUIRE(e.by_threads.count(1));
+            CHECK(e.by_threads.at(1).knobs == l.knobs);
+            CHECK(e.by_threads.at(1).time_ms < 0.99 * e.by_threads.at(1).base_ms);
+        } else {
+            CHECK(l.status.rfind("entry's knobs best", 0) == 0);
+            CHECK(e.by_threads.empty());
+        }
+    }
+
+    // A retune at all cores keeps them: give each entry 1-thread knobs, then refine with a
+    // larger budget (each layer's class grows, so both are searched and recorded again).
+    {
+        tune::ScheduleDatabase d = tune::ScheduleDatabase::load(db);
+        for (auto [k, e] : d.entries()) {
+            e.by_threads[1] = {{{"tile_x", "1"}}, 0.5, 0.6, "test", e.date};
+            d.put(e);
+        }
+        d.save(db);
+    }
+    for (const tune::LayerResult& l : tune::tune_network(g, tune_options(db, 10)).layers) {
+        INFO(l.layers << ": " << l.status);
+        CHECK((l.status.rfind("tuned", 0) == 0 || l.status.rfind("default best", 0) == 0));
+    }
+    for (const auto& [k, e] : entries()) {
+        REQUIRE(e.by_threads.count(1));
+        CHECK(e.by_threads.at(1).knobs == tune::Knobs{{"tile_x", "1"}});
+    }
+
+    const CliResult cli =
+        run_cli("tune --model mobilenet_v2 --budget 1 --db " + db + " --thread-knobs", dir);
+    CHECK(cli.code != 0);
+    CHECK_THAT(cli.err, Contains("--thread-knobs needs the thread count"));
+}
+
+TEST_CASE("knobs per thread count are checked when a database is read", "[tuner]") {
+    const std::string dir = fresh_dir("thread_knobs_corrupt");
+    const std::string target = host_preset().halide;
+    tune::ScheduleDatabase db(target, tune::kStrategySearch);
+    tune::ScheduleEntry e = sample_entry("cardinal_conv2d", "cardinal_conv2d(batch=1)", target);
+    e.by_threads[1] = {{{"tile_x", "2"}}, 0.5, 0.6, "", e.date};
+    db.put(e);
+    db.save(dir + "/good.json");
+    CHECK(tune::ScheduleDatabase::load(dir + "/good.json")
+              .find(KernelSpec{"cardinal_conv2d", {{"batch", "1"}}})
+              ->by_threads.at(1)
+              .knobs.at("tile_x") == "2");
+    const nlohmann::json j = nlohmann::json::parse(std::ifstream(dir + "/good.json"));
+    auto damaged = [&](const std::function<void(nlohmann::json&)>& damage) {
+        nlohmann::json c = j;
+        damage(c["layers"]["cardinal_conv2d(batch=1)"]["threads"]);
+        std::ofstream(dir + "/damaged.json") << c.dump();
+        return error_of([&] { tune::ScheduleDatabase::load(dir + "/damaged.json"); });
+    };
+    CHECK_THAT(damaged([](auto& t) { t = 1; }), Contains(".threads is not a JSON object"));
+    CHECK_THAT(damaged([](auto& t) { t["0"] = t["1"]; }), Contains("\"0\", not a thread count"));
+    CHECK_THAT(damaged([](auto& t) { t["two"] = t["1"]; }),
+               Contains("\"two\", not a thread count"));
+    CHECK_THAT(damaged([](auto& t) { t["1"].erase("knobs"); }), Contains("lacks \"knobs\""));
+    CHECK_THAT(damaged([](auto& t) { t["1"]["base_ms"] = -1; }),
+               Contains("threads.1 has a non-positive time"));
 }
 
 TEST_CASE("cardinal tune writes a database that cardinal generate then uses", "[tuner][cli]") {

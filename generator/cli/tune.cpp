@@ -17,6 +17,7 @@ int tune_command(const Args& args) {
     std::string target = "host", db, strategy = tune::kStrategySearch, seed_text = "0";
     double budget = 0;
     int threads = 0, jobs = 0;
+    bool thread_knobs = false;
     add_model_options(options, m, /*with_seed=*/false);
     options.add_options()  //
         ("target", po::value(&target)->value_name("T")->default_value("host"),
@@ -30,6 +31,11 @@ int tune_command(const Args& args) {
          "Seed of the search (and of the random layer inputs)")  //
         ("threads", po::value(&threads)->value_name("N")->default_value(0),
          "Threads the timed kernels use (0: all cores)")  //
+        ("thread-knobs", po::bool_switch(&thread_knobs),
+         "Search knobs for --threads N alone: a layer's winner becomes its entry's knobs for N "
+         "threads (the generated code calls that kernel when run with N threads) when it beats "
+         "the entry's own knobs at N threads; the entry's knobs stay, layers without an entry "
+         "are left alone")  //
         ("strategy", po::value(&strategy)->value_name("S")->default_value("search"),
          "search: cardinal's schedule knobs, searched; adams2019: Halide's Adams2019 "
          "autoscheduler, as a baseline (write it to another database)")  //
@@ -49,6 +55,10 @@ int tune_command(const Args& args) {
     check_model_options(m);
     if (!(budget > 0)) throw UsageError("--budget must be a positive number of seconds");
     if (threads < 0 || jobs < 0) throw UsageError("--threads and -j must be 0 or more");
+    if (thread_knobs && threads < 1)
+        throw UsageError("--thread-knobs needs the thread count to tune for: --threads N");
+    if (thread_knobs && strategy != tune::kStrategySearch)
+        throw UsageError("--thread-knobs works with --strategy search only");
     if (strategy != tune::kStrategySearch && strategy != tune::kStrategyAdams2019)
         throw UsageError("--strategy must be one of: search, adams2019; got '" + strategy + "'");
     uint64_t seed = 0;
@@ -71,6 +81,7 @@ int tune_command(const Args& args) {
     o.db_path = db;
     o.seed = seed;
     o.threads = threads;
+    o.thread_knobs = thread_knobs;
     o.jobs = jobs;
     o.strategy = strategy;
 

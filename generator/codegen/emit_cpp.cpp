@@ -37,12 +37,40 @@ std::string dims_text(const std::vector<BufferDim>& dims) {
     return s + "}";
 }
 
+// The knobs of a kernel that are not the layer's, "key=value ...".
+std::string knobs_text(const KernelSpec& spec, const KernelSpec& base) {
+    std::string knobs;
+    for (const auto& [key, value] : spec.params)
+        if (!base.params.count(key)) knobs += (knobs.empty() ? "" : " ") + key + "=" + value;
+    return knobs;
+}
+
 // The schedule part of a compiled kernel: its source and the knobs that are not the layer's.
 std::string schedule_text(const CompiledKernel& k, const KernelSpec& base) {
-    std::string knobs;
-    for (const auto& [key, value] : k.spec.params)
-        if (!base.params.count(key)) knobs += (knobs.empty() ? "" : " ") + key + "=" + value;
-    return k.schedule_source + (knobs.empty() ? " (target defaults)" : " (" + knobs + ")");
+    const std::string knobs = knobs_text(k.spec, base);
+    std::string text =
+        k.schedule_source + (knobs.empty() ? " (target defaults)" : " (" + knobs + ")");
+    for (const ThreadKernel& tk : k.by_threads)
+        text += "; at " + std::to_string(tk.threads) + " thread" + (tk.threads > 1 ? "s" : "") +
+                " (" + knobs_text(tk.spec, base) + ")";
+    return text;
+}
+
+// The thread counts with a kernel of their own for `slot` in any target, increasing.
+std::set<int> thread_counts(const NetworkPlan& plan, int slot) {
+    std::set<int> counts;
+    for (const auto& kernels : plan.variant_kernels)
+        for (const ThreadKernel& tk : kernels[size_t(slot)].by_threads)
+            counts.insert(tk.threads);
+    return counts;
+}
+
+// The function a target calls for `slot` at `threads` threads: its thread kernel, else the
+// kernel of every thread count.
+const std::string& function_at(const CompiledKernel& k, int threads) {
+    for (const ThreadKernel& tk : k.by_threads)
+        if (tk.threads == threads) return tk.function_name;
+    return k.function_name;
 }
 
 // Number of buffer arguments of the kernel in `slot` (all steps using it agree).
@@ -162,19 +190,34 @@ std::string emit_source(const NetworkPlan& plan, const EmitOptions& o, uint64_t)
             if (!declared.insert(ck.function_name).second) continue;
             s << "int " << ck.function_name << "(" << signature(slot_arity(plan, int(k)))
               << ");  // " << ck.spec.str() << "\n";
+            for (const ThreadKernel& tk : ck.by_threads)
+                if (declared.insert(tk.function_name).second)
+                    s << "int " << tk.function_name << "(" << signature(slot_arity(plan, int(k)))
+                      << ");  // at " << tk.threads << " thread(s): " << tk.spec.str() << "\n";
         }
     }
     s << "}\n\nnamespace cardinal_generated {\n\nnamespace {\n\n"
       << "// One entry per unique layer kernel; a variant fills it with its target's functions.\n"
       << "struct Kernels {\n";
-    for (size_t k = 0; k < plan.kernels.size(); ++k)
+    bool any_thread_kernels = false;
+    for (size_t k = 0; k < plan.kernels.size(); ++k) {
         s << "    int (*k" << k << ")(" << signature(slot_arity(plan, int(k))) << ");  // "
           << plan.kernels[k].generator << "\n";
+        for (int t : thread_counts(plan, int(k))) {
+            s << "    int (*k" << k << "_t" << t << ")(" << signature(slot_arity(plan, int(k)))
+              << ");  // its schedule at " << t << " thread(s)\n";
+            any_thread_kernels = true;
+        }
+    }
     s << "};\n\nconst Kernels kVariantKernels[" << plan.targets.size() << "] = {\n";
     for (size_t v = 0; v < plan.targets.size(); ++v) {
         s << "    {  // " << plan.targets[v] << "\n";
-        for (size_t k = 0; k < plan.kernels.size(); ++k)
-            s << "        " << plan.variant_kernels[v][k].function_name << ",\n";
+        for (size_t k = 0; k < plan.kernels.size(); ++k) {
+            const CompiledKernel& ck = plan.variant_kernels[v][k];
+            s << "        " << ck.function_name << ",\n";
+            for (int t : thread_counts(plan, int(k)))
+                s << "        " << function_at(ck, t) << ",\n";
+        }
         s << "    },\n";
     }
     s << "};\n\n}  // namespace\n\n";
@@ -210,6 +253,10 @@ std::string emit_source(const NetworkPlan& plan, const EmitOptions& o, uint64_t)
       << "    if (!weights_) throw cardinal::rt::Error(\"network '" << plan.model
       << "' was run before load()\");\n"
       << "    const Kernels& k = kVariantKernels[variant_];\n"
+      << (any_thread_kernels
+              ? "    // Some layers have a schedule of their own for a thread count.\n"
+                "    const int threads = cardinal::rt::num_threads();\n"
+              : "")
       << "    char* arena = static_cast<char*>(arena_memory);\n"
       << "    auto tensor = [arena](int64_t offset) { return reinterpret_cast<float*>(arena + "
          "offset); };\n"
@@ -278,7 +325,15 @@ std::string emit_source(const NetworkPlan& plan, const EmitOptions& o, uint64_t)
                           << plan.tensors[arg.index].name;
                     s << "\n";
                 }
-                s << "        cardinal::rt::check_kernel(k.k" << st.kernel_slot << "(";
+                // The kernel of every thread count, or the one of the count this run uses.
+                std::string kernel = "k.k" + std::to_string(st.kernel_slot);
+                const std::set<int> counts = thread_counts(plan, st.kernel_slot);
+                for (auto t = counts.rbegin(); t != counts.rend(); ++t)
+                    kernel = "threads == " + std::to_string(*t) + " ? k.k" +
+                             std::to_string(st.kernel_slot) + "_t" + std::to_string(*t) + " : " +
+                             kernel;
+                if (!counts.empty()) kernel = "(" + kernel + ")";
+                s << "        cardinal::rt::check_kernel(" << kernel << "(";
                 for (size_t a = 0; a < st.args.size(); ++a)
                     s << (a ? ", " : "") << "a" << a << ".get()";
                 s << "), " << quoted(st.layers) << ");\n    }\n";

@@ -185,13 +185,24 @@ NetworkPlan plan_network(const Graph& graph, const GenerateOptions& options) {
     for (const std::string& target : plan.targets) {
         std::vector<CompiledKernel> compiled;
         for (const KernelSpec& base : plan.kernels) {
-            CompiledKernel k{base, "", "default"};
-            if (options.schedules)
-                if (auto knobs = options.schedules(base, target)) {
-                    for (const auto& [key, value] : *knobs) k.spec.params[key] = value;
-                    k.schedule_source = "database";
-                }
+            CompiledKernel k{base, "", "default", {}};
+            std::optional<ScheduleChoice> choice;
+            if (options.schedules) choice = options.schedules(base, target);
+            if (choice) {
+                for (const auto& [key, value] : choice->knobs)
+                    k.spec.params[key] = value;
+                k.schedule_source = "database";
+            }
             k.function_name = "cardinal_k" + object_key(k.spec, target);
+            if (choice)
+                for (const auto& [threads, knobs] : choice->by_threads) {
+                    ThreadKernel tk{threads, base, ""};
+                    for (const auto& [key, value] : knobs)
+                        tk.spec.params[key] = value;
+                    if (tk.spec == k.spec) continue;  // the same kernel: nothing to switch
+                    tk.function_name = "cardinal_k" + object_key(tk.spec, target);
+                    k.by_threads.push_back(std::move(tk));
+                }
             compiled.push_back(std::move(k));
         }
         plan.variant_kernels.push_back(std::move(compiled));
@@ -240,14 +251,19 @@ GenerateResult generate_network(const Graph& graph, const GenerateOptions& optio
         for (const CompiledKernel& k : plan.variant_kernels[t]) {
             // The function name (in the generated C++) depends on the spec and target alone;
             // the cached object also on the generators' sources, which decide its machine code.
-            const std::string key = k.function_name.substr(std::string("cardinal_k").size());
-            CompileJob job{k.spec, k.function_name,
-                           cache / (key + "-" + generator_sources_digest() + ".o")};
-            all.push_back(job);
-            if (fs::exists(job.object))
-                ++result.cached;
-            else
-                work[t].push_back(job);
+            auto add = [&](const KernelSpec& spec, const std::string& function_name) {
+                const std::string key = function_name.substr(std::string("cardinal_k").size());
+                CompileJob job{spec, function_name,
+                               cache / (key + "-" + generator_sources_digest() + ".o")};
+                all.push_back(job);
+                if (fs::exists(job.object))
+                    ++result.cached;
+                else
+                    work[t].push_back(job);
+            };
+            add(k.spec, k.function_name);
+            for (const ThreadKernel& tk : k.by_threads)
+                add(tk.spec, tk.function_name);
         }
     result.unique_kernels = int(all.size());
     for (const auto& w : work) result.compiled += int(w.size());

@@ -29,10 +29,21 @@ std::string runtime_sources_digest();
 // its candidates the same way so that `generate` finds tuned kernels in the object cache.
 std::string kernel_function_name(const KernelSpec& spec, const std::string& target);
 
+// The schedule knobs of one layer kernel on one target: `knobs` for every thread count, and for
+// a thread count whose own measurements found other knobs faster, those (the generated network
+// then holds both kernels and calls the one for the thread count it runs with).
+struct ScheduleChoice {
+    std::map<std::string, std::string> knobs;
+    std::map<int, std::map<std::string, std::string>> by_threads;  // threads (>= 1) -> knobs
+
+    ScheduleChoice() = default;
+    ScheduleChoice(std::map<std::string, std::string> k) : knobs(std::move(k)) {}  // NOLINT
+};
+
 // Given a layer kernel (generator + shape/epilogue params) and a target, returns the schedule
-// knobs to use, or nullopt for the generator's built-in, target-derived defaults.
-using ScheduleLookup = std::function<std::optional<std::map<std::string, std::string>>(
-    const KernelSpec&, const std::string& target)>;
+// to use, or nullopt for the generator's built-in, target-derived defaults.
+using ScheduleLookup =
+    std::function<std::optional<ScheduleChoice>(const KernelSpec&, const std::string& target)>;
 
 struct GenerateOptions {
     std::string out_dir;          // created if missing

@@ -68,12 +68,21 @@ struct PlannedStep {
     int kernel_slot = -1;      // index into NetworkPlan::kernels (set by the generator)
 };
 
+// A layer kernel compiled with the knobs measured fastest at one thread count, called instead of
+// the kernel of every thread count when the network runs with exactly that many threads.
+struct ThreadKernel {
+    int threads = 0;
+    KernelSpec spec;
+    std::string function_name;
+};
+
 // One compiled instance of a layer kernel for one target: the layer's params plus the schedule
 // knobs chosen for that target.
 struct CompiledKernel {
     KernelSpec spec;            // generator + all GeneratorParams
     std::string function_name;  // cardinal_k<content hash>
     std::string schedule_source = "default";  // "default" or "database"
+    std::vector<ThreadKernel> by_threads;     // by increasing thread count; never spec's knobs
 };
 
 struct NetworkPlan {
