@@ -1070,37 +1070,54 @@ TEST_CASE("tuning for one thread count records knobs beside the entry's", "[tune
     };
 
     // Without entries there is nothing to add knobs to: every layer is left alone.
-    tune::TuneOptions o = tune_options(db, 4);
+    tune::TuneOptions o = tune_options(db, 15);
     o.threads = 1;
     o.thread_knobs = true;
     for (const tune::LayerResult& l : tune::tune_network(g, o).layers)
         CHECK(l.status == "no usable entry");
     CHECK(entries().empty());
 
-    // Entries tuned at all cores, then knobs for 1 thread beside them.
-    tune::tune_network(g, tune_options(db, 4));
+    // Entries as a tune at all cores leaves them (the defaults won, a small budget class), then
+    // knobs for 1 thread beside them. (Budgets as in "tuning again continues from the database":
+    // the defaults are measured first, out of the same budget.)
+    {
+        tune::ScheduleDatabase d(host_preset().halide, tune::kStrategySearch);
+        GenerateOptions go;
+        go.targets = {host_preset().halide};
+        for (const KernelSpec& base : generate_sources(g, go).plan.kernels) {
+            tune::ScheduleEntry e = sample_entry(base.generator, base.str(), host_preset().halide);
+            e.knobs.clear();
+            e.budget_s = 0.5;
+            d.put(e);
+        }
+        d.save(db);
+    }
     const auto before = entries();
-    REQUIRE(before.size() == 2);
     const tune::TuneResult r = tune::tune_network(g, o);
     const auto after = entries();
     REQUIRE(after.size() == 2);
+    int searched = 0;
     for (const tune::LayerResult& l : r.layers) {
-        INFO(l.layers << ": " << l.status);
+        INFO(l.layers << ": " << l.status << ", " << l.trials << " trials");
         const tune::ScheduleEntry& e = after.at(l.base.str());
         CHECK(e.knobs == before.at(l.base.str()).knobs);  // the entry's own knobs stay
         CHECK(e.date == before.at(l.base.str()).date);
+        CHECK(e.trials == before.at(l.base.str()).trials);
+        searched += l.trials > 0;
         if (l.status.rfind("knobs for 1 thread(s)", 0) == 0) {
             REQUIRE(e.by_threads.count(1));
             CHECK(e.by_threads.at(1).knobs == l.knobs);
             CHECK(e.by_threads.at(1).time_ms < 0.99 * e.by_threads.at(1).base_ms);
         } else {
-            CHECK(l.status.rfind("entry's knobs best", 0) == 0);
+            // The entry's knobs won, or the layer's share was too small to search ("recorded").
+            CHECK((l.status.rfind("entry's knobs best", 0) == 0 || l.status == "recorded"));
             CHECK(e.by_threads.empty());
         }
     }
+    CHECK(searched > 0);
 
-    // A retune at all cores keeps them: give each entry 1-thread knobs, then refine with a
-    // larger budget (each layer's class grows, so both are searched and recorded again).
+    // A retune at all cores keeps them: give each entry 1-thread knobs, then tune with a budget
+    // class above the recorded one (each layer is searched and recorded again).
     {
         tune::ScheduleDatabase d = tune::ScheduleDatabase::load(db);
         for (auto [k, e] : d.entries()) {
@@ -1109,10 +1126,10 @@ TEST_CASE("tuning for one thread count records knobs beside the entry's", "[tune
         }
         d.save(db);
     }
-    for (const tune::LayerResult& l : tune::tune_network(g, tune_options(db, 10)).layers) {
-        INFO(l.layers << ": " << l.status);
-        CHECK((l.status.rfind("tuned", 0) == 0 || l.status.rfind("default best", 0) == 0));
-    }
+    int refined = 0;
+    for (const tune::LayerResult& l : tune::tune_network(g, tune_options(db, 15)).layers)
+        refined += l.trials > 0;
+    CHECK(refined > 0);
     for (const auto& [k, e] : entries()) {
         REQUIRE(e.by_threads.count(1));
         CHECK(e.by_threads.at(1).knobs == tune::Knobs{{"tile_x", "1"}});
