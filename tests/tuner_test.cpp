@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -1199,8 +1200,8 @@ TEST_CASE("cardinal tune writes a database that cardinal generate then uses", "[
     // bench runs the tuned and the default schedules interleaved, as two engines that agree.
     const std::string json = dir + "/bench.json";
     const CliResult bench = run_cli("bench --model mobilenet_v2 --resolution 32 --schedules " + db +
-                                        " --compare-schedules none --peers none --runs 3 "
-                                        "--threads 2 --layers --json " +
+                                        " --compare-schedules none --peers none --runs 4 "
+                                        "--runs-per-round 1 --threads 2 --layers --json " +
                                         json,
                                     dir);
     REQUIRE(bench.code == 0);
@@ -1215,6 +1216,37 @@ TEST_CASE("cardinal tune writes a database that cardinal generate then uses", "[
     REQUIRE(j["agreement"].size() == 1);
     CHECK(j["agreement"][0]["relative_l2"].get<double>() <= 1e-5);
     CHECK(j["compare_layers"].size() == j["layers"].size());
+    // Step by step: every step matched (same network), four rounds of one run each compared.
+    CHECK_THAT(bench.out, Contains("step by step: this build / generated[none]"));
+    const nlohmann::json& steps = j["compare_steps"]["steps"];
+    CHECK(steps.size() == j["layers"].size());
+    for (const nlohmann::json& s : steps) {
+        CHECK(s["rounds"] == 4);
+        CHECK(s["rounds_faster"].get<int>() <= 4);
+        CHECK(s["ratio"].get<double>() > 0);
+        CHECK(s["round_ratio_min"].get<double>() <= s["round_ratio_max"].get<double>());
+        CHECK(s["median_ms"] == j["layers"][s["step"].get<size_t>()]["median_ms"]);
+    }
+    CHECK(j["compare_steps"]["total"]["rounds"] == 4);
+    // The tuned database against the defaults: the steps say where the knobs differ.
+    CHECK(std::any_of(steps.begin(), steps.end(),
+                      [](const nlohmann::json& s) { return !s["same_knobs"].get<bool>(); }));
+    // One database on both sides: every step has the same knobs.
+    const std::string copy = dir + "/copy.json";
+    std::filesystem::copy_file(db, copy);
+    const std::string json2 = dir + "/bench2.json";
+    REQUIRE(run_cli("bench --model mobilenet_v2 --resolution 32 --schedules " + db +
+                        " --compare-schedules " + copy +
+                        " --peers none --runs 2 --threads 1 --layers --json " + json2,
+                    dir)
+                .code == 0);
+    std::ifstream jf2(json2);
+    const nlohmann::json j2 = nlohmann::json::parse(jf2);
+    REQUIRE(!j2["compare_steps"]["steps"].empty());
+    for (const nlohmann::json& s : j2["compare_steps"]["steps"]) {
+        CHECK(s["same_knobs"].get<bool>());
+        CHECK(s["rounds"] == 1);
+    }
     // Comparing schedules needs generated code on both sides.
     CHECK(run_cli("bench --model mobilenet_v2 --engine reference --compare-schedules none", dir)
               .code == 2);

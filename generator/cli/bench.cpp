@@ -84,6 +84,47 @@ Stats stats_of(std::vector<double> t) {
     return {n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]), t.front(), t.back()};
 }
 
+// The order engines take in round `round`: each round starts one engine further on, so that no
+// engine always runs right after the same other one (what the engine before leaves behind,
+// spinning threads and a cache full of its data, then hits every engine alike).
+std::vector<size_t> round_order(size_t engines, int round) {
+    std::vector<size_t> order(engines);
+    for (size_t i = 0; i < engines; ++i)
+        order[i] = (i + size_t(round)) % engines;
+    return order;
+}
+
+// Two builds of one step compared: the ratio of their medians over all runs, and the ratio of
+// their medians within each round, where they ran back to back under the same state of the host
+// (on a noisy host the rounds say whether a difference is consistent or one lucky phase).
+struct StepComparison {
+    double ratio = 0;                // median of a / median of b
+    double lowest = 0, highest = 0;  // of the per-round ratios
+    int rounds = 0, rounds_a_faster = 0;
+};
+
+StepComparison compare_runs(const std::vector<double>& a, const std::vector<double>& b,
+                            const std::vector<int>& round_sizes) {
+    StepComparison c;
+    c.ratio = stats_of(b).median > 0 ? stats_of(a).median / stats_of(b).median : 0;
+    size_t first = 0;
+    for (int size : round_sizes) {
+        if (first + size_t(size) > a.size() || first + size_t(size) > b.size()) break;
+        const auto slice = [&](const std::vector<double>& t) {
+            return std::vector<double>(t.begin() + long(first), t.begin() + long(first) + size);
+        };
+        const double ma = stats_of(slice(a)).median, mb = stats_of(slice(b)).median;
+        first += size_t(size);
+        if (mb <= 0) continue;
+        const double r = ma / mb;
+        c.lowest = c.rounds ? std::min(c.lowest, r) : r;
+        c.highest = c.rounds ? std::max(c.highest, r) : r;
+        ++c.rounds;
+        if (r < 1) ++c.rounds_a_faster;
+    }
+    return c;
+}
+
 // The widest ISA this machine runs: "peak" means the machine's peak for every engine.
 Isa widest_isa() {
     Isa best = Isa::Sse;
@@ -180,6 +221,65 @@ int64_t step_bytes(const Graph& folded, const std::map<std::string, size_t>& ind
     }
     elems += folded.shape_of(folded.nodes[nodes.back()].output).numel();
     return 4 * elems;
+}
+
+// The two builds of --compare-schedules step by step, for the steps both have (matched by the
+// layers they run): medians, their ratio, and the ratio within each round. Printed and returned
+// as JSON.
+nlohmann::json compare_steps_table(const LoadedNetwork& a, const LoadedNetwork& b,
+                                   const std::vector<std::vector<double>>& a_times,
+                                   const std::vector<std::vector<double>>& b_times,
+                                   const std::vector<int>& round_sizes,
+                                   const std::string& b_label) {
+    std::map<std::string, int> b_step;
+    for (int s = 0; s < b.api().num_steps; ++s)
+        b_step.emplace(b.api().step_layers(s), s);
+    Table t({"step", "layers", "this ms", "other ms", "this / other", "per round", "faster in",
+             "knobs"},
+            {true, false, true, true, true, false, true, false});
+    nlohmann::json out = nlohmann::json::array();
+    std::vector<double> a_sum(a_times.empty() ? 0 : a_times[0].size()), b_sum(a_sum.size());
+    auto add_row = [&](const std::string& step, const std::string& layers,
+                       const std::vector<double>& at, const std::vector<double>& bt,
+                       const std::string& knobs) {
+        const StepComparison c = compare_runs(at, bt, round_sizes);
+        const double am = stats_of(at).median, bm = stats_of(bt).median;
+        t.add({step, layers.size() > 40 ? layers.substr(0, 37) + "..." : layers, fixed(am * 1e3, 3),
+               fixed(bm * 1e3, 3), fixed(c.ratio, 3),
+               fixed(c.lowest, 2) + "-" + fixed(c.highest, 2),
+               std::to_string(c.rounds_a_faster) + "/" + std::to_string(c.rounds), knobs});
+        return nlohmann::json{{"layers", layers},
+                              {"median_ms", am * 1e3},
+                              {"compare_median_ms", bm * 1e3},
+                              {"ratio", c.ratio},
+                              {"round_ratio_min", c.lowest},
+                              {"round_ratio_max", c.highest},
+                              {"rounds", c.rounds},
+                              {"rounds_faster", c.rounds_a_faster}};
+    };
+    for (int s = 0; s < a.api().num_steps; ++s) {
+        const std::string layers = a.api().step_layers(s);
+        const auto it = b_step.find(layers);
+        if (it == b_step.end()) continue;
+        const auto& at = a_times[size_t(s)];
+        const auto& bt = b_times[size_t(it->second)];
+        for (size_t r = 0; r < at.size() && r < bt.size() && r < a_sum.size(); ++r) {
+            a_sum[r] += at[r];
+            b_sum[r] += bt[r];
+        }
+        const bool same =
+            std::string(a.api().step_schedule(s)) == b.api().step_schedule(it->second);
+        nlohmann::json j = add_row(std::to_string(s), layers, at, bt, same ? "same" : "differ");
+        j["step"] = s;
+        j["same_knobs"] = same;
+        out.push_back(j);
+    }
+    nlohmann::json total = add_row("", "(steps matched, summed per run)", a_sum, b_sum, "");
+    std::cout << "\nstep by step: this build / generated[" << b_label
+              << "] (below 1: this build is faster; per round: the ratio within each round of "
+                 "runs back to back; faster in: rounds where this build was):\n"
+              << t.str();
+    return {{"steps", out}, {"total", total}};
 }
 
 }  // namespace
@@ -375,8 +475,9 @@ int bench_command(const Args& args) {
     int most_runs = 0;
     for (const Engine& e : engines)
         most_runs = std::max(most_runs, e.runs);
-    for (int first = 0; first < most_runs; first += runs_per_round)
-        for (Engine& e : engines) {
+    for (int first = 0, round = 0; first < most_runs; first += runs_per_round, ++round)
+        for (size_t i : round_order(engines.size(), round)) {
+            Engine& e = engines[i];
             if (!e.missing.empty() || first >= e.runs) continue;
             // The reference (single-threaded, seconds per run) has no lead-in: the engine
             // before disturbs it by well under 1 %.
@@ -545,16 +646,18 @@ int bench_command(const Args& args) {
                     per[s].push_back(sec[s]);
             }
         };
-        for (int first = 0; first < runs; first += runs_per_round) {
-            const int count = std::min(runs_per_round, runs - first);
-            if (net)
+        std::vector<std::function<void(int)>> layer_engines;  // one round of `count` runs each
+        if (net)
+            layer_engines.push_back([&](int count) {
                 round_of(
                     count,
                     [&] {
                         net->run(input.ptr(), generated_output.data(), arena->data(), gsec.data());
                     },
                     gper, gsec);
-            if (net_b)
+            });
+        if (net_b)
+            layer_engines.push_back([&](int count) {
                 round_of(
                     count,
                     [&] {
@@ -562,10 +665,18 @@ int bench_command(const Args& args) {
                                    bsec.data());
                     },
                     bper, bsec);
-            if (dnnl)
+            });
+        if (dnnl)
+            layer_engines.push_back([&](int count) {
                 round_of(
                     count, [&] { dnnl->run(input.ptr(), onednn_output.data(), dsec.data()); }, dper,
                     dsec);
+            });
+        std::vector<int> round_sizes;
+        for (int first = 0, round = 0; first < runs; first += runs_per_round, ++round) {
+            round_sizes.push_back(std::min(runs_per_round, runs - first));
+            for (size_t i : round_order(layer_engines.size(), round))
+                layer_engines[i](round_sizes.back());
         }
         auto layer_table = [&](const std::string& title, int steps, auto&& info,
                                std::vector<std::vector<double>>& per, nlohmann::json& out,
@@ -642,6 +753,9 @@ int bench_command(const Args& args) {
             json["compare_schedules"] = compare_schedules;
             if (!compare_winograd.empty()) json["compare_winograd"] = compare_winograd;
         }
+        if (net && net_b)
+            json["compare_steps"] =
+                compare_steps_table(*net, *net_b, gper, bper, round_sizes, schedules_b);
         if (dnnl) {
             nlohmann::json out;
             layer_table(
