@@ -761,7 +761,7 @@ void Mobilenet_V2::run(const float* input_nchw, float* output, void* arena_memor
         cardinal::rt::BufferArg a1(w.at(4689728), {{16, 1}, {960, 16}, {1, 15360}, {1, 15360}, {10, 15360}});  // features.16.conv.2.weights
         cardinal::rt::BufferArg a2(w.at(5304128), {{160, 1}});  // features.16.conv.2.bias
         cardinal::rt::BufferArg a3(tensor(407680), {{160, 1}, {7, 160}, {7, 1120}, {1, 7840}});  // in: features.15.add
-        cardinal::rt::BufferArg a4(tensor(376320), {{160, 1}, {7, 160}, {7, 1120}, {1, 7840}});  // out: features.16.add
+        cardinal::rt::BufferArg a4(tensor(439040), {{160, 1}, {7, 160}, {7, 1120}, {1, 7840}});  // out: features.16.add
         cardinal::rt::check_kernel(k.k27(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "features.16.conv.2+features.16.add");
     }
     step_done(48);
@@ -769,7 +769,7 @@ void Mobilenet_V2::run(const float* input_nchw, float* output, void* arena_memor
     //   Conv2D 1x1/1, 1x160x7x7 -> 1x960x7x7, clip[0,6]
     //   kernel k25 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(376320), {{160, 1}, {7, 160}, {7, 1120}, {1, 7840}});  // in: features.16.add
+        cardinal::rt::BufferArg a0(tensor(439040), {{160, 1}, {7, 160}, {7, 1120}, {1, 7840}});  // in: features.16.add
         cardinal::rt::BufferArg a1(w.at(5304768), {{16, 1}, {160, 16}, {1, 2560}, {1, 2560}, {60, 2560}});  // features.17.conv.0.0.weights
         cardinal::rt::BufferArg a2(w.at(5919168), {{960, 1}});  // features.17.conv.0.0.bias
         cardinal::rt::BufferArg a3(tensor(0), {{960, 1}, {7, 960}, {7, 6720}, {1, 47040}});  // out: features.17.conv.0.2
@@ -825,13 +825,13 @@ void Mobilenet_V2::run(const float* input_nchw, float* output, void* arena_memor
         cardinal::rt::BufferArg a0(tensor(250880), {{1280, 1}, {1, 1280}});  // in: flatten
         cardinal::rt::BufferArg a1(w.at(8835008), {{16, 1}, {1280, 16}, {63, 20480}});  // classifier.1.weights
         cardinal::rt::BufferArg a2(w.at(13995968), {{1008, 1}});  // classifier.1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1008, 1}, {1, 1008}});  // out: classifier.1
+        cardinal::rt::BufferArg a3(tensor(256000), {{1008, 1}, {1, 1008}});  // out: classifier.1
         cardinal::rt::check_kernel(k.k31(a0.get(), a1.get(), a2.get(), a3.get()), "classifier.1");
     }
     step_done(54);
     // Step 55: output
     //   NHWC -> NC 1x1000
-    cardinal::rt::nhwc_to_nchw(tensor(0), output, 1, 1000, 1, 1, 1008);
+    cardinal::rt::nhwc_to_nchw(tensor(256000), output, 1, 1000, 1, 1, 1008);
     step_done(55);
 }
 

@@ -674,7 +674,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu3
         cardinal::rt::BufferArg a1(w.at(41515520), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.3.conv1.weights
         cardinal::rt::BufferArg a2(w.at(42564096), {{256, 1}});  // layer3.3.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.3.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.3.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.3.conv1+layer3.3.relu1");
     }
     step_done(36);
@@ -682,10 +682,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.3.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.3.relu1
         cardinal::rt::BufferArg a1(w.at(42565120), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.3.conv2.weights
         cardinal::rt::BufferArg a2(w.at(52002304), {{256, 1}});  // layer3.3.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.3.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.3.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.3.conv2+layer3.3.relu2");
     }
     step_done(37);
@@ -693,7 +693,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.3.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.3.relu2
         cardinal::rt::BufferArg a1(w.at(52003328), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.3.conv3.weights
         cardinal::rt::BufferArg a2(w.at(53051904), {{1024, 1}});  // layer3.3.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu3
@@ -742,7 +742,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3
         cardinal::rt::BufferArg a1(w.at(64596480), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.5.conv1.weights
         cardinal::rt::BufferArg a2(w.at(65645056), {{256, 1}});  // layer3.5.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.5.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.5.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.5.conv1+layer3.5.relu1");
     }
     step_done(42);
@@ -750,10 +750,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.5.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.5.relu1
         cardinal::rt::BufferArg a1(w.at(65646080), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.5.conv2.weights
         cardinal::rt::BufferArg a2(w.at(75083264), {{256, 1}});  // layer3.5.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.5.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.5.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.5.conv2+layer3.5.relu2");
     }
     step_done(43);
@@ -761,7 +761,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.5.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.5.relu2
         cardinal::rt::BufferArg a1(w.at(75084288), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.5.conv3.weights
         cardinal::rt::BufferArg a2(w.at(76132864), {{1024, 1}});  // layer3.5.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3
@@ -810,7 +810,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu3
         cardinal::rt::BufferArg a1(w.at(87677440), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.7.conv1.weights
         cardinal::rt::BufferArg a2(w.at(88726016), {{256, 1}});  // layer3.7.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.7.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.7.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.7.conv1+layer3.7.relu1");
     }
     step_done(48);
@@ -818,10 +818,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.7.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.7.relu1
         cardinal::rt::BufferArg a1(w.at(88727040), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.7.conv2.weights
         cardinal::rt::BufferArg a2(w.at(98164224), {{256, 1}});  // layer3.7.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.7.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.7.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.7.conv2+layer3.7.relu2");
     }
     step_done(49);
@@ -829,7 +829,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.7.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.7.relu2
         cardinal::rt::BufferArg a1(w.at(98165248), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.7.conv3.weights
         cardinal::rt::BufferArg a2(w.at(99213824), {{1024, 1}});  // layer3.7.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu3
@@ -878,7 +878,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.8.relu3
         cardinal::rt::BufferArg a1(w.at(110758400), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.9.conv1.weights
         cardinal::rt::BufferArg a2(w.at(111806976), {{256, 1}});  // layer3.9.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.9.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.9.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.9.conv1+layer3.9.relu1");
     }
     step_done(54);
@@ -886,10 +886,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.9.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.9.relu1
         cardinal::rt::BufferArg a1(w.at(111808000), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.9.conv2.weights
         cardinal::rt::BufferArg a2(w.at(121245184), {{256, 1}});  // layer3.9.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.9.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.9.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.9.conv2+layer3.9.relu2");
     }
     step_done(55);
@@ -897,7 +897,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.9.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.9.relu2
         cardinal::rt::BufferArg a1(w.at(121246208), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.9.conv3.weights
         cardinal::rt::BufferArg a2(w.at(122294784), {{1024, 1}});  // layer3.9.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.8.relu3
@@ -946,7 +946,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu3
         cardinal::rt::BufferArg a1(w.at(133839360), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.11.conv1.weights
         cardinal::rt::BufferArg a2(w.at(134887936), {{256, 1}});  // layer3.11.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.11.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.11.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.11.conv1+layer3.11.relu1");
     }
     step_done(60);
@@ -954,10 +954,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.11.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.11.relu1
         cardinal::rt::BufferArg a1(w.at(134888960), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.11.conv2.weights
         cardinal::rt::BufferArg a2(w.at(144326144), {{256, 1}});  // layer3.11.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.11.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.11.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.11.conv2+layer3.11.relu2");
     }
     step_done(61);
@@ -965,7 +965,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.11.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.11.relu2
         cardinal::rt::BufferArg a1(w.at(144327168), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.11.conv3.weights
         cardinal::rt::BufferArg a2(w.at(145375744), {{1024, 1}});  // layer3.11.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu3
@@ -1014,7 +1014,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu3
         cardinal::rt::BufferArg a1(w.at(156920320), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.13.conv1.weights
         cardinal::rt::BufferArg a2(w.at(157968896), {{256, 1}});  // layer3.13.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.13.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.13.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.13.conv1+layer3.13.relu1");
     }
     step_done(66);
@@ -1022,10 +1022,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.13.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.13.relu1
         cardinal::rt::BufferArg a1(w.at(157969920), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.13.conv2.weights
         cardinal::rt::BufferArg a2(w.at(167407104), {{256, 1}});  // layer3.13.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.13.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.13.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.13.conv2+layer3.13.relu2");
     }
     step_done(67);
@@ -1033,7 +1033,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.13.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.13.relu2
         cardinal::rt::BufferArg a1(w.at(167408128), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.13.conv3.weights
         cardinal::rt::BufferArg a2(w.at(168456704), {{1024, 1}});  // layer3.13.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu3
@@ -1082,7 +1082,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.14.relu3
         cardinal::rt::BufferArg a1(w.at(180001280), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.15.conv1.weights
         cardinal::rt::BufferArg a2(w.at(181049856), {{256, 1}});  // layer3.15.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.15.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.15.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.15.conv1+layer3.15.relu1");
     }
     step_done(72);
@@ -1090,10 +1090,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.15.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.15.relu1
         cardinal::rt::BufferArg a1(w.at(181050880), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.15.conv2.weights
         cardinal::rt::BufferArg a2(w.at(190488064), {{256, 1}});  // layer3.15.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.15.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.15.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.15.conv2+layer3.15.relu2");
     }
     step_done(73);
@@ -1101,7 +1101,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.15.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.15.relu2
         cardinal::rt::BufferArg a1(w.at(190489088), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.15.conv3.weights
         cardinal::rt::BufferArg a2(w.at(191537664), {{1024, 1}});  // layer3.15.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.14.relu3
@@ -1150,7 +1150,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu3
         cardinal::rt::BufferArg a1(w.at(203082240), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.17.conv1.weights
         cardinal::rt::BufferArg a2(w.at(204130816), {{256, 1}});  // layer3.17.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.17.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.17.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.17.conv1+layer3.17.relu1");
     }
     step_done(78);
@@ -1158,10 +1158,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.17.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.17.relu1
         cardinal::rt::BufferArg a1(w.at(204131840), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.17.conv2.weights
         cardinal::rt::BufferArg a2(w.at(213569024), {{256, 1}});  // layer3.17.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.17.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.17.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.17.conv2+layer3.17.relu2");
     }
     step_done(79);
@@ -1169,7 +1169,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.17.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.17.relu2
         cardinal::rt::BufferArg a1(w.at(213570048), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.17.conv3.weights
         cardinal::rt::BufferArg a2(w.at(214618624), {{1024, 1}});  // layer3.17.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu3
@@ -1218,7 +1218,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu3
         cardinal::rt::BufferArg a1(w.at(226163200), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.19.conv1.weights
         cardinal::rt::BufferArg a2(w.at(227211776), {{256, 1}});  // layer3.19.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.19.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.19.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.19.conv1+layer3.19.relu1");
     }
     step_done(84);
@@ -1226,10 +1226,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.19.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.19.relu1
         cardinal::rt::BufferArg a1(w.at(227212800), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.19.conv2.weights
         cardinal::rt::BufferArg a2(w.at(236649984), {{256, 1}});  // layer3.19.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.19.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.19.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.19.conv2+layer3.19.relu2");
     }
     step_done(85);
@@ -1237,7 +1237,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.19.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.19.relu2
         cardinal::rt::BufferArg a1(w.at(236651008), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.19.conv3.weights
         cardinal::rt::BufferArg a2(w.at(237699584), {{1024, 1}});  // layer3.19.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu3
@@ -1286,7 +1286,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.20.relu3
         cardinal::rt::BufferArg a1(w.at(249244160), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.21.conv1.weights
         cardinal::rt::BufferArg a2(w.at(250292736), {{256, 1}});  // layer3.21.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.21.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.21.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.21.conv1+layer3.21.relu1");
     }
     step_done(90);
@@ -1294,10 +1294,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.21.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.21.relu1
         cardinal::rt::BufferArg a1(w.at(250293760), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.21.conv2.weights
         cardinal::rt::BufferArg a2(w.at(259730944), {{256, 1}});  // layer3.21.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.21.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.21.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.21.conv2+layer3.21.relu2");
     }
     step_done(91);
@@ -1305,7 +1305,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.21.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.21.relu2
         cardinal::rt::BufferArg a1(w.at(259731968), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.21.conv3.weights
         cardinal::rt::BufferArg a2(w.at(260780544), {{1024, 1}});  // layer3.21.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.20.relu3
@@ -1365,7 +1365,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer4.0.relu1
         cardinal::rt::BufferArg a1(w.at(274424320), {{16, 1}, {512, 16}, {3, 8192}, {3, 24576}, {32, 73728}});  // layer4.0.conv2.weights
         cardinal::rt::BufferArg a2(w.at(283861504), {{512, 1}});  // layer4.0.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(401408), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // out: layer4.0.relu2
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // out: layer4.0.relu2
         cardinal::rt::check_kernel(k.k22(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.0.conv2+layer4.0.relu2");
     }
     step_done(97);
@@ -1373,7 +1373,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x512x7x7 -> 1x2048x7x7
     //   kernel k23 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(401408), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // in: layer4.0.relu2
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // in: layer4.0.relu2
         cardinal::rt::BufferArg a1(w.at(283863552), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {128, 8192}});  // layer4.0.conv3.weights
         cardinal::rt::BufferArg a2(w.at(288057856), {{2048, 1}});  // layer4.0.conv3.bias
         cardinal::rt::BufferArg a3(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.bn3
@@ -1399,7 +1399,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu3
         cardinal::rt::BufferArg a1(w.at(296462848), {{16, 1}, {2048, 16}, {1, 32768}, {1, 32768}, {32, 32768}});  // layer4.1.conv1.weights
         cardinal::rt::BufferArg a2(w.at(300657152), {{512, 1}});  // layer4.1.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // out: layer4.1.relu1
+        cardinal::rt::BufferArg a3(tensor(802816), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // out: layer4.1.relu1
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.1.conv1+layer4.1.relu1");
     }
     step_done(100);
@@ -1407,10 +1407,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1, 1x512x7x7 -> 1x512x7x7, relu
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // in: layer4.1.relu1
+        cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // in: layer4.1.relu1
         cardinal::rt::BufferArg a1(w.at(300659200), {{16, 1}, {512, 16}, {3, 8192}, {3, 24576}, {32, 73728}});  // layer4.1.conv2.weights
         cardinal::rt::BufferArg a2(w.at(310096384), {{512, 1}});  // layer4.1.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // out: layer4.1.relu2
+        cardinal::rt::BufferArg a3(tensor(1204224), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // out: layer4.1.relu2
         cardinal::rt::check_kernel(k.k26(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.1.conv2+layer4.1.relu2");
     }
     step_done(101);
@@ -1418,11 +1418,11 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x512x7x7 -> 1x2048x7x7 + residual, relu
     //   kernel k27 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // in: layer4.1.relu2
+        cardinal::rt::BufferArg a0(tensor(1204224), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // in: layer4.1.relu2
         cardinal::rt::BufferArg a1(w.at(310098432), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {128, 8192}});  // layer4.1.conv3.weights
         cardinal::rt::BufferArg a2(w.at(314292736), {{2048, 1}});  // layer4.1.conv3.bias
         cardinal::rt::BufferArg a3(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu3
-        cardinal::rt::BufferArg a4(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.1.relu3
+        cardinal::rt::BufferArg a4(tensor(802816), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.1.relu3
         cardinal::rt::check_kernel(k.k27(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer4.1.conv3+layer4.1.add+layer4.1.relu3");
     }
     step_done(102);
@@ -1430,10 +1430,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x2048x7x7 -> 1x512x7x7, relu
     //   kernel k25 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.1.relu3
+        cardinal::rt::BufferArg a0(tensor(802816), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.1.relu3
         cardinal::rt::BufferArg a1(w.at(314300928), {{16, 1}, {2048, 16}, {1, 32768}, {1, 32768}, {32, 32768}});  // layer4.2.conv1.weights
         cardinal::rt::BufferArg a2(w.at(318495232), {{512, 1}});  // layer4.2.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(401408), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // out: layer4.2.relu1
+        cardinal::rt::BufferArg a3(tensor(1204224), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // out: layer4.2.relu1
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.2.conv1+layer4.2.relu1");
     }
     step_done(103);
@@ -1441,10 +1441,10 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1, 1x512x7x7 -> 1x512x7x7, relu
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(401408), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // in: layer4.2.relu1
+        cardinal::rt::BufferArg a0(tensor(1204224), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // in: layer4.2.relu1
         cardinal::rt::BufferArg a1(w.at(318497280), {{16, 1}, {512, 16}, {3, 8192}, {3, 24576}, {32, 73728}});  // layer4.2.conv2.weights
         cardinal::rt::BufferArg a2(w.at(327934464), {{512, 1}});  // layer4.2.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // out: layer4.2.relu2
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // out: layer4.2.relu2
         cardinal::rt::check_kernel(k.k26(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.2.conv2+layer4.2.relu2");
     }
     step_done(104);
@@ -1452,11 +1452,11 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x512x7x7 -> 1x2048x7x7 + residual, relu
     //   kernel k27 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // in: layer4.2.relu2
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {7, 512}, {7, 3584}, {1, 25088}});  // in: layer4.2.relu2
         cardinal::rt::BufferArg a1(w.at(327936512), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {128, 8192}});  // layer4.2.conv3.weights
         cardinal::rt::BufferArg a2(w.at(332130816), {{2048, 1}});  // layer4.2.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.1.relu3
-        cardinal::rt::BufferArg a4(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.2.relu3
+        cardinal::rt::BufferArg a3(tensor(802816), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.1.relu3
+        cardinal::rt::BufferArg a4(tensor(1204224), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.2.relu3
         cardinal::rt::check_kernel(k.k27(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer4.2.conv3+layer4.2.add+layer4.2.relu3");
     }
     step_done(105);
@@ -1464,7 +1464,7 @@ void Resnet101::run(const float* input_nchw, float* output, void* arena_memory,
     //   GlobalAveragePool 1x2048x7x7 -> 1x2048x1x1
     //   kernel k28 (cardinal_global_average_pool), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.2.relu3
+        cardinal::rt::BufferArg a0(tensor(1204224), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.2.relu3
         cardinal::rt::BufferArg a1(tensor(0), {{2048, 1}, {1, 2048}, {1, 2048}, {1, 2048}});  // out: avgpool
         cardinal::rt::check_kernel(k.k28(a0.get(), a1.get()), "avgpool");
     }

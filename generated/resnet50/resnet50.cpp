@@ -623,7 +623,7 @@ void Resnet50::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu3
         cardinal::rt::BufferArg a1(w.at(41515520), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.3.conv1.weights
         cardinal::rt::BufferArg a2(w.at(42564096), {{256, 1}});  // layer3.3.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.3.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.3.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.3.conv1+layer3.3.relu1");
     }
     step_done(36);
@@ -631,10 +631,10 @@ void Resnet50::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.3.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.3.relu1
         cardinal::rt::BufferArg a1(w.at(42565120), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.3.conv2.weights
         cardinal::rt::BufferArg a2(w.at(52002304), {{256, 1}});  // layer3.3.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.3.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.3.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.3.conv2+layer3.3.relu2");
     }
     step_done(37);
@@ -642,7 +642,7 @@ void Resnet50::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.3.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.3.relu2
         cardinal::rt::BufferArg a1(w.at(52003328), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.3.conv3.weights
         cardinal::rt::BufferArg a2(w.at(53051904), {{1024, 1}});  // layer3.3.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu3
@@ -691,7 +691,7 @@ void Resnet50::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3
         cardinal::rt::BufferArg a1(w.at(64596480), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {16, 16384}});  // layer3.5.conv1.weights
         cardinal::rt::BufferArg a2(w.at(65645056), {{256, 1}});  // layer3.5.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.5.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.5.relu1
         cardinal::rt::check_kernel(k.k18(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.5.conv1+layer3.5.relu1");
     }
     step_done(42);
@@ -699,10 +699,10 @@ void Resnet50::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 3x3/1 winograd, 1x256x14x14 -> 1x256x14x14, relu
     //   kernel k19 (cardinal_winograd_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.5.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.5.relu1
         cardinal::rt::BufferArg a1(w.at(65646080), {{16, 1}, {256, 16}, {6, 4096}, {6, 24576}, {16, 147456}});  // layer3.5.conv2.weights
         cardinal::rt::BufferArg a2(w.at(75083264), {{256, 1}});  // layer3.5.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.5.relu2
+        cardinal::rt::BufferArg a3(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // out: layer3.5.relu2
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.5.conv2+layer3.5.relu2");
     }
     step_done(43);
@@ -710,7 +710,7 @@ void Resnet50::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x256x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k20 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.5.relu2
+        cardinal::rt::BufferArg a0(tensor(1806336), {{256, 1}, {14, 256}, {14, 3584}, {1, 50176}});  // in: layer3.5.relu2
         cardinal::rt::BufferArg a1(w.at(75084288), {{16, 1}, {256, 16}, {1, 4096}, {1, 4096}, {64, 4096}});  // layer3.5.conv3.weights
         cardinal::rt::BufferArg a2(w.at(76132864), {{1024, 1}});  // layer3.5.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3

@@ -677,7 +677,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu3
         cardinal::rt::BufferArg a1(w.at(20168704), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.3.conv1.weights
         cardinal::rt::BufferArg a2(w.at(22265856), {{512, 1}});  // layer3.3.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.3.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.3.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.3.conv1+layer3.3.relu1");
     }
     step_done(36);
@@ -685,10 +685,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.3.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.3.relu1
         cardinal::rt::BufferArg a1(w.at(22267904), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.3.conv2.weights
         cardinal::rt::BufferArg a2(w.at(22562816), {{512, 1}});  // layer3.3.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.3.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.3.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.3.conv2+layer3.3.relu2");
     }
     step_done(37);
@@ -696,7 +696,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.3.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.3.relu2
         cardinal::rt::BufferArg a1(w.at(22564864), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.3.conv3.weights
         cardinal::rt::BufferArg a2(w.at(24662016), {{1024, 1}});  // layer3.3.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu3
@@ -745,7 +745,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3
         cardinal::rt::BufferArg a1(w.at(29163520), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.5.conv1.weights
         cardinal::rt::BufferArg a2(w.at(31260672), {{512, 1}});  // layer3.5.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.5.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.5.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.5.conv1+layer3.5.relu1");
     }
     step_done(42);
@@ -753,10 +753,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.5.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.5.relu1
         cardinal::rt::BufferArg a1(w.at(31262720), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.5.conv2.weights
         cardinal::rt::BufferArg a2(w.at(31557632), {{512, 1}});  // layer3.5.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.5.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.5.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.5.conv2+layer3.5.relu2");
     }
     step_done(43);
@@ -764,7 +764,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.5.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.5.relu2
         cardinal::rt::BufferArg a1(w.at(31559680), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.5.conv3.weights
         cardinal::rt::BufferArg a2(w.at(33656832), {{1024, 1}});  // layer3.5.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3
@@ -813,7 +813,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu3
         cardinal::rt::BufferArg a1(w.at(38158336), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.7.conv1.weights
         cardinal::rt::BufferArg a2(w.at(40255488), {{512, 1}});  // layer3.7.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.7.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.7.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.7.conv1+layer3.7.relu1");
     }
     step_done(48);
@@ -821,10 +821,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.7.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.7.relu1
         cardinal::rt::BufferArg a1(w.at(40257536), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.7.conv2.weights
         cardinal::rt::BufferArg a2(w.at(40552448), {{512, 1}});  // layer3.7.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.7.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.7.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.7.conv2+layer3.7.relu2");
     }
     step_done(49);
@@ -832,7 +832,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.7.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.7.relu2
         cardinal::rt::BufferArg a1(w.at(40554496), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.7.conv3.weights
         cardinal::rt::BufferArg a2(w.at(42651648), {{1024, 1}});  // layer3.7.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu3
@@ -881,7 +881,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.8.relu3
         cardinal::rt::BufferArg a1(w.at(47153152), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.9.conv1.weights
         cardinal::rt::BufferArg a2(w.at(49250304), {{512, 1}});  // layer3.9.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.9.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.9.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.9.conv1+layer3.9.relu1");
     }
     step_done(54);
@@ -889,10 +889,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.9.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.9.relu1
         cardinal::rt::BufferArg a1(w.at(49252352), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.9.conv2.weights
         cardinal::rt::BufferArg a2(w.at(49547264), {{512, 1}});  // layer3.9.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.9.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.9.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.9.conv2+layer3.9.relu2");
     }
     step_done(55);
@@ -900,7 +900,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.9.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.9.relu2
         cardinal::rt::BufferArg a1(w.at(49549312), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.9.conv3.weights
         cardinal::rt::BufferArg a2(w.at(51646464), {{1024, 1}});  // layer3.9.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.8.relu3
@@ -949,7 +949,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu3
         cardinal::rt::BufferArg a1(w.at(56147968), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.11.conv1.weights
         cardinal::rt::BufferArg a2(w.at(58245120), {{512, 1}});  // layer3.11.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.11.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.11.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.11.conv1+layer3.11.relu1");
     }
     step_done(60);
@@ -957,10 +957,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.11.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.11.relu1
         cardinal::rt::BufferArg a1(w.at(58247168), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.11.conv2.weights
         cardinal::rt::BufferArg a2(w.at(58542080), {{512, 1}});  // layer3.11.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.11.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.11.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.11.conv2+layer3.11.relu2");
     }
     step_done(61);
@@ -968,7 +968,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.11.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.11.relu2
         cardinal::rt::BufferArg a1(w.at(58544128), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.11.conv3.weights
         cardinal::rt::BufferArg a2(w.at(60641280), {{1024, 1}});  // layer3.11.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu3
@@ -1017,7 +1017,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu3
         cardinal::rt::BufferArg a1(w.at(65142784), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.13.conv1.weights
         cardinal::rt::BufferArg a2(w.at(67239936), {{512, 1}});  // layer3.13.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.13.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.13.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.13.conv1+layer3.13.relu1");
     }
     step_done(66);
@@ -1025,10 +1025,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.13.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.13.relu1
         cardinal::rt::BufferArg a1(w.at(67241984), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.13.conv2.weights
         cardinal::rt::BufferArg a2(w.at(67536896), {{512, 1}});  // layer3.13.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.13.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.13.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.13.conv2+layer3.13.relu2");
     }
     step_done(67);
@@ -1036,7 +1036,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.13.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.13.relu2
         cardinal::rt::BufferArg a1(w.at(67538944), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.13.conv3.weights
         cardinal::rt::BufferArg a2(w.at(69636096), {{1024, 1}});  // layer3.13.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu3
@@ -1085,7 +1085,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.14.relu3
         cardinal::rt::BufferArg a1(w.at(74137600), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.15.conv1.weights
         cardinal::rt::BufferArg a2(w.at(76234752), {{512, 1}});  // layer3.15.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.15.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.15.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.15.conv1+layer3.15.relu1");
     }
     step_done(72);
@@ -1093,10 +1093,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.15.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.15.relu1
         cardinal::rt::BufferArg a1(w.at(76236800), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.15.conv2.weights
         cardinal::rt::BufferArg a2(w.at(76531712), {{512, 1}});  // layer3.15.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.15.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.15.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.15.conv2+layer3.15.relu2");
     }
     step_done(73);
@@ -1104,7 +1104,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.15.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.15.relu2
         cardinal::rt::BufferArg a1(w.at(76533760), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.15.conv3.weights
         cardinal::rt::BufferArg a2(w.at(78630912), {{1024, 1}});  // layer3.15.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.14.relu3
@@ -1153,7 +1153,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu3
         cardinal::rt::BufferArg a1(w.at(83132416), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.17.conv1.weights
         cardinal::rt::BufferArg a2(w.at(85229568), {{512, 1}});  // layer3.17.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.17.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.17.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.17.conv1+layer3.17.relu1");
     }
     step_done(78);
@@ -1161,10 +1161,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.17.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.17.relu1
         cardinal::rt::BufferArg a1(w.at(85231616), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.17.conv2.weights
         cardinal::rt::BufferArg a2(w.at(85526528), {{512, 1}});  // layer3.17.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.17.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.17.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.17.conv2+layer3.17.relu2");
     }
     step_done(79);
@@ -1172,7 +1172,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.17.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.17.relu2
         cardinal::rt::BufferArg a1(w.at(85528576), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.17.conv3.weights
         cardinal::rt::BufferArg a2(w.at(87625728), {{1024, 1}});  // layer3.17.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu3
@@ -1221,7 +1221,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu3
         cardinal::rt::BufferArg a1(w.at(92127232), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.19.conv1.weights
         cardinal::rt::BufferArg a2(w.at(94224384), {{512, 1}});  // layer3.19.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.19.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.19.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.19.conv1+layer3.19.relu1");
     }
     step_done(84);
@@ -1229,10 +1229,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.19.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.19.relu1
         cardinal::rt::BufferArg a1(w.at(94226432), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.19.conv2.weights
         cardinal::rt::BufferArg a2(w.at(94521344), {{512, 1}});  // layer3.19.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.19.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.19.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.19.conv2+layer3.19.relu2");
     }
     step_done(85);
@@ -1240,7 +1240,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.19.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.19.relu2
         cardinal::rt::BufferArg a1(w.at(94523392), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.19.conv3.weights
         cardinal::rt::BufferArg a2(w.at(96620544), {{1024, 1}});  // layer3.19.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu3
@@ -1289,7 +1289,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.20.relu3
         cardinal::rt::BufferArg a1(w.at(101122048), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.21.conv1.weights
         cardinal::rt::BufferArg a2(w.at(103219200), {{512, 1}});  // layer3.21.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.21.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.21.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.21.conv1+layer3.21.relu1");
     }
     step_done(90);
@@ -1297,10 +1297,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.21.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.21.relu1
         cardinal::rt::BufferArg a1(w.at(103221248), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.21.conv2.weights
         cardinal::rt::BufferArg a2(w.at(103516160), {{512, 1}});  // layer3.21.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.21.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.21.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.21.conv2+layer3.21.relu2");
     }
     step_done(91);
@@ -1308,7 +1308,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.21.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.21.relu2
         cardinal::rt::BufferArg a1(w.at(103518208), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.21.conv3.weights
         cardinal::rt::BufferArg a2(w.at(105615360), {{1024, 1}});  // layer3.21.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.20.relu3
@@ -1368,7 +1368,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer4.0.relu1
         cardinal::rt::BufferArg a1(w.at(114315264), {{16, 1}, {32, 16}, {3, 512}, {3, 1536}, {64, 4608}});  // layer4.0.conv2.weights
         cardinal::rt::BufferArg a2(w.at(115494912), {{1024, 1}});  // layer4.0.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // out: layer4.0.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // out: layer4.0.relu2
         cardinal::rt::check_kernel(k.k23(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.0.conv2+layer4.0.relu2");
     }
     step_done(97);
@@ -1376,10 +1376,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x7x7 -> 1x2048x7x7
     //   kernel k24 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // in: layer4.0.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // in: layer4.0.relu2
         cardinal::rt::BufferArg a1(w.at(115499008), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {128, 16384}});  // layer4.0.conv3.weights
         cardinal::rt::BufferArg a2(w.at(123887616), {{2048, 1}});  // layer4.0.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.bn3
+        cardinal::rt::BufferArg a3(tensor(1605632), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.bn3
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.0.conv3");
     }
     step_done(98);
@@ -1390,8 +1390,8 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.22.relu3
         cardinal::rt::BufferArg a1(w.at(123895808), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {128, 16384}});  // layer4.0.downsample.0.weights
         cardinal::rt::BufferArg a2(w.at(132284416), {{2048, 1}});  // layer4.0.downsample.0.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.bn3
-        cardinal::rt::BufferArg a4(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.relu3
+        cardinal::rt::BufferArg a3(tensor(1605632), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.bn3
+        cardinal::rt::BufferArg a4(tensor(2007040), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.relu3
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer4.0.downsample.0+layer4.0.add+layer4.0.relu3");
     }
     step_done(99);
@@ -1399,7 +1399,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x2048x7x7 -> 1x1024x7x7, relu
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu3
+        cardinal::rt::BufferArg a0(tensor(2007040), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu3
         cardinal::rt::BufferArg a1(w.at(132292608), {{16, 1}, {2048, 16}, {1, 32768}, {1, 32768}, {64, 32768}});  // layer4.1.conv1.weights
         cardinal::rt::BufferArg a2(w.at(140681216), {{1024, 1}});  // layer4.1.conv1.bias
         cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // out: layer4.1.relu1
@@ -1413,7 +1413,7 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // in: layer4.1.relu1
         cardinal::rt::BufferArg a1(w.at(140685312), {{16, 1}, {32, 16}, {3, 512}, {3, 1536}, {64, 4608}});  // layer4.1.conv2.weights
         cardinal::rt::BufferArg a2(w.at(141864960), {{1024, 1}});  // layer4.1.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // out: layer4.1.relu2
+        cardinal::rt::BufferArg a3(tensor(401408), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // out: layer4.1.relu2
         cardinal::rt::check_kernel(k.k27(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.1.conv2+layer4.1.relu2");
     }
     step_done(101);
@@ -1421,10 +1421,10 @@ void Resnext101_32x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x7x7 -> 1x2048x7x7 + residual, relu
     //   kernel k28 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // in: layer4.1.relu2
+        cardinal::rt::BufferArg a0(tensor(401408), {{1024, 1}, {7, 1024}, {7, 7168}, {1, 50176}});  // in: layer4.1.relu2
         cardinal::rt::BufferArg a1(w.at(141869056), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {128, 16384}});  // layer4.1.conv3.weights
         cardinal::rt::BufferArg a2(w.at(150257664), {{2048, 1}});  // layer4.1.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu3
+        cardinal::rt::BufferArg a3(tensor(2007040), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu3
         cardinal::rt::BufferArg a4(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.1.relu3
         cardinal::rt::check_kernel(k.k28(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer4.1.conv3+layer4.1.add+layer4.1.relu3");
     }

@@ -677,7 +677,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu3
         cardinal::rt::BufferArg a1(w.at(37581824), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.3.conv1.weights
         cardinal::rt::BufferArg a2(w.at(41776128), {{1024, 1}});  // layer3.3.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.3.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.3.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.3.conv1+layer3.3.relu1");
     }
     step_done(36);
@@ -685,10 +685,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.3.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.3.relu1
         cardinal::rt::BufferArg a1(w.at(41780224), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.3.conv2.weights
         cardinal::rt::BufferArg a2(w.at(42370048), {{1024, 1}});  // layer3.3.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.3.relu2
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.3.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.3.conv2+layer3.3.relu2");
     }
     step_done(37);
@@ -696,11 +696,11 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.3.relu2
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.3.relu2
         cardinal::rt::BufferArg a1(w.at(42374144), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.3.conv3.weights
         cardinal::rt::BufferArg a2(w.at(46568448), {{1024, 1}});  // layer3.3.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu3
-        cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.3.relu3
+        cardinal::rt::BufferArg a4(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.3.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.3.conv3+layer3.3.add+layer3.3.relu3");
     }
     step_done(38);
@@ -708,10 +708,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.3.relu3
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.3.relu3
         cardinal::rt::BufferArg a1(w.at(46572544), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.4.conv1.weights
         cardinal::rt::BufferArg a2(w.at(50766848), {{1024, 1}});  // layer3.4.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.4.relu1
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.4.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.4.conv1+layer3.4.relu1");
     }
     step_done(39);
@@ -719,10 +719,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu1
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu1
         cardinal::rt::BufferArg a1(w.at(50770944), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.4.conv2.weights
         cardinal::rt::BufferArg a2(w.at(51360768), {{1024, 1}});  // layer3.4.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.4.relu2
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.4.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.4.conv2+layer3.4.relu2");
     }
     step_done(40);
@@ -730,11 +730,11 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu2
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu2
         cardinal::rt::BufferArg a1(w.at(51364864), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.4.conv3.weights
         cardinal::rt::BufferArg a2(w.at(55559168), {{1024, 1}});  // layer3.4.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.3.relu3
-        cardinal::rt::BufferArg a4(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.4.relu3
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.3.relu3
+        cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.4.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.4.conv3+layer3.4.add+layer3.4.relu3");
     }
     step_done(41);
@@ -742,10 +742,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3
         cardinal::rt::BufferArg a1(w.at(55563264), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.5.conv1.weights
         cardinal::rt::BufferArg a2(w.at(59757568), {{1024, 1}});  // layer3.5.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.5.relu1
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.5.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.5.conv1+layer3.5.relu1");
     }
     step_done(42);
@@ -753,7 +753,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.5.relu1
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.5.relu1
         cardinal::rt::BufferArg a1(w.at(59761664), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.5.conv2.weights
         cardinal::rt::BufferArg a2(w.at(60351488), {{1024, 1}});  // layer3.5.conv2.bias
         cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.5.relu2
@@ -767,8 +767,8 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.5.relu2
         cardinal::rt::BufferArg a1(w.at(60355584), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.5.conv3.weights
         cardinal::rt::BufferArg a2(w.at(64549888), {{1024, 1}});  // layer3.5.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3
-        cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.5.relu3
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3
+        cardinal::rt::BufferArg a4(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.5.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.5.conv3+layer3.5.add+layer3.5.relu3");
     }
     step_done(44);
@@ -776,10 +776,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.5.relu3
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.5.relu3
         cardinal::rt::BufferArg a1(w.at(64553984), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.6.conv1.weights
         cardinal::rt::BufferArg a2(w.at(68748288), {{1024, 1}});  // layer3.6.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.6.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.6.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.6.conv1+layer3.6.relu1");
     }
     step_done(45);
@@ -787,10 +787,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu1
         cardinal::rt::BufferArg a1(w.at(68752384), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.6.conv2.weights
         cardinal::rt::BufferArg a2(w.at(69342208), {{1024, 1}});  // layer3.6.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.6.relu2
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.6.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.6.conv2+layer3.6.relu2");
     }
     step_done(46);
@@ -798,11 +798,11 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu2
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu2
         cardinal::rt::BufferArg a1(w.at(69346304), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.6.conv3.weights
         cardinal::rt::BufferArg a2(w.at(73540608), {{1024, 1}});  // layer3.6.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.5.relu3
-        cardinal::rt::BufferArg a4(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.6.relu3
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.5.relu3
+        cardinal::rt::BufferArg a4(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.6.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.6.conv3+layer3.6.add+layer3.6.relu3");
     }
     step_done(47);
@@ -810,7 +810,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu3
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu3
         cardinal::rt::BufferArg a1(w.at(73544704), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.7.conv1.weights
         cardinal::rt::BufferArg a2(w.at(77739008), {{1024, 1}});  // layer3.7.conv1.bias
         cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.7.relu1
@@ -824,7 +824,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.7.relu1
         cardinal::rt::BufferArg a1(w.at(77743104), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.7.conv2.weights
         cardinal::rt::BufferArg a2(w.at(78332928), {{1024, 1}});  // layer3.7.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.7.relu2
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.7.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.7.conv2+layer3.7.relu2");
     }
     step_done(49);
@@ -832,10 +832,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.7.relu2
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.7.relu2
         cardinal::rt::BufferArg a1(w.at(78337024), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.7.conv3.weights
         cardinal::rt::BufferArg a2(w.at(82531328), {{1024, 1}});  // layer3.7.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu3
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.6.relu3
         cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.7.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.7.conv3+layer3.7.add+layer3.7.relu3");
     }
@@ -881,7 +881,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.8.relu3
         cardinal::rt::BufferArg a1(w.at(91526144), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.9.conv1.weights
         cardinal::rt::BufferArg a2(w.at(95720448), {{1024, 1}});  // layer3.9.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.9.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.9.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.9.conv1+layer3.9.relu1");
     }
     step_done(54);
@@ -889,10 +889,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.9.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.9.relu1
         cardinal::rt::BufferArg a1(w.at(95724544), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.9.conv2.weights
         cardinal::rt::BufferArg a2(w.at(96314368), {{1024, 1}});  // layer3.9.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.9.relu2
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.9.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.9.conv2+layer3.9.relu2");
     }
     step_done(55);
@@ -900,11 +900,11 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.9.relu2
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.9.relu2
         cardinal::rt::BufferArg a1(w.at(96318464), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.9.conv3.weights
         cardinal::rt::BufferArg a2(w.at(100512768), {{1024, 1}});  // layer3.9.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.8.relu3
-        cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.9.relu3
+        cardinal::rt::BufferArg a4(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.9.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.9.conv3+layer3.9.add+layer3.9.relu3");
     }
     step_done(56);
@@ -912,10 +912,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.9.relu3
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.9.relu3
         cardinal::rt::BufferArg a1(w.at(100516864), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.10.conv1.weights
         cardinal::rt::BufferArg a2(w.at(104711168), {{1024, 1}});  // layer3.10.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.10.relu1
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.10.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.10.conv1+layer3.10.relu1");
     }
     step_done(57);
@@ -923,10 +923,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu1
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu1
         cardinal::rt::BufferArg a1(w.at(104715264), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.10.conv2.weights
         cardinal::rt::BufferArg a2(w.at(105305088), {{1024, 1}});  // layer3.10.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.10.relu2
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.10.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.10.conv2+layer3.10.relu2");
     }
     step_done(58);
@@ -934,11 +934,11 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu2
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu2
         cardinal::rt::BufferArg a1(w.at(105309184), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.10.conv3.weights
         cardinal::rt::BufferArg a2(w.at(109503488), {{1024, 1}});  // layer3.10.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.9.relu3
-        cardinal::rt::BufferArg a4(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.10.relu3
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.9.relu3
+        cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.10.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.10.conv3+layer3.10.add+layer3.10.relu3");
     }
     step_done(59);
@@ -946,10 +946,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu3
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu3
         cardinal::rt::BufferArg a1(w.at(109507584), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.11.conv1.weights
         cardinal::rt::BufferArg a2(w.at(113701888), {{1024, 1}});  // layer3.11.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.11.relu1
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.11.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.11.conv1+layer3.11.relu1");
     }
     step_done(60);
@@ -957,7 +957,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.11.relu1
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.11.relu1
         cardinal::rt::BufferArg a1(w.at(113705984), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.11.conv2.weights
         cardinal::rt::BufferArg a2(w.at(114295808), {{1024, 1}});  // layer3.11.conv2.bias
         cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.11.relu2
@@ -971,8 +971,8 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.11.relu2
         cardinal::rt::BufferArg a1(w.at(114299904), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.11.conv3.weights
         cardinal::rt::BufferArg a2(w.at(118494208), {{1024, 1}});  // layer3.11.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu3
-        cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.11.relu3
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.10.relu3
+        cardinal::rt::BufferArg a4(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.11.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.11.conv3+layer3.11.add+layer3.11.relu3");
     }
     step_done(62);
@@ -980,10 +980,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.11.relu3
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.11.relu3
         cardinal::rt::BufferArg a1(w.at(118498304), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.12.conv1.weights
         cardinal::rt::BufferArg a2(w.at(122692608), {{1024, 1}});  // layer3.12.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.12.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.12.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.12.conv1+layer3.12.relu1");
     }
     step_done(63);
@@ -991,10 +991,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu1
         cardinal::rt::BufferArg a1(w.at(122696704), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.12.conv2.weights
         cardinal::rt::BufferArg a2(w.at(123286528), {{1024, 1}});  // layer3.12.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.12.relu2
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.12.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.12.conv2+layer3.12.relu2");
     }
     step_done(64);
@@ -1002,11 +1002,11 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu2
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu2
         cardinal::rt::BufferArg a1(w.at(123290624), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.12.conv3.weights
         cardinal::rt::BufferArg a2(w.at(127484928), {{1024, 1}});  // layer3.12.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.11.relu3
-        cardinal::rt::BufferArg a4(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.12.relu3
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.11.relu3
+        cardinal::rt::BufferArg a4(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.12.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.12.conv3+layer3.12.add+layer3.12.relu3");
     }
     step_done(65);
@@ -1014,7 +1014,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu3
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu3
         cardinal::rt::BufferArg a1(w.at(127489024), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.13.conv1.weights
         cardinal::rt::BufferArg a2(w.at(131683328), {{1024, 1}});  // layer3.13.conv1.bias
         cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.13.relu1
@@ -1028,7 +1028,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.13.relu1
         cardinal::rt::BufferArg a1(w.at(131687424), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.13.conv2.weights
         cardinal::rt::BufferArg a2(w.at(132277248), {{1024, 1}});  // layer3.13.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.13.relu2
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.13.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.13.conv2+layer3.13.relu2");
     }
     step_done(67);
@@ -1036,10 +1036,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.13.relu2
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.13.relu2
         cardinal::rt::BufferArg a1(w.at(132281344), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.13.conv3.weights
         cardinal::rt::BufferArg a2(w.at(136475648), {{1024, 1}});  // layer3.13.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu3
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.12.relu3
         cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.13.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.13.conv3+layer3.13.add+layer3.13.relu3");
     }
@@ -1085,7 +1085,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.14.relu3
         cardinal::rt::BufferArg a1(w.at(145470464), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.15.conv1.weights
         cardinal::rt::BufferArg a2(w.at(149664768), {{1024, 1}});  // layer3.15.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.15.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.15.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.15.conv1+layer3.15.relu1");
     }
     step_done(72);
@@ -1093,10 +1093,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.15.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.15.relu1
         cardinal::rt::BufferArg a1(w.at(149668864), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.15.conv2.weights
         cardinal::rt::BufferArg a2(w.at(150258688), {{1024, 1}});  // layer3.15.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.15.relu2
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.15.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.15.conv2+layer3.15.relu2");
     }
     step_done(73);
@@ -1104,11 +1104,11 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.15.relu2
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.15.relu2
         cardinal::rt::BufferArg a1(w.at(150262784), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.15.conv3.weights
         cardinal::rt::BufferArg a2(w.at(154457088), {{1024, 1}});  // layer3.15.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.14.relu3
-        cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.15.relu3
+        cardinal::rt::BufferArg a4(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.15.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.15.conv3+layer3.15.add+layer3.15.relu3");
     }
     step_done(74);
@@ -1116,10 +1116,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.15.relu3
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.15.relu3
         cardinal::rt::BufferArg a1(w.at(154461184), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.16.conv1.weights
         cardinal::rt::BufferArg a2(w.at(158655488), {{1024, 1}});  // layer3.16.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.16.relu1
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.16.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.16.conv1+layer3.16.relu1");
     }
     step_done(75);
@@ -1127,10 +1127,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu1
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu1
         cardinal::rt::BufferArg a1(w.at(158659584), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.16.conv2.weights
         cardinal::rt::BufferArg a2(w.at(159249408), {{1024, 1}});  // layer3.16.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.16.relu2
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.16.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.16.conv2+layer3.16.relu2");
     }
     step_done(76);
@@ -1138,11 +1138,11 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu2
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu2
         cardinal::rt::BufferArg a1(w.at(159253504), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.16.conv3.weights
         cardinal::rt::BufferArg a2(w.at(163447808), {{1024, 1}});  // layer3.16.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.15.relu3
-        cardinal::rt::BufferArg a4(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.16.relu3
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.15.relu3
+        cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.16.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.16.conv3+layer3.16.add+layer3.16.relu3");
     }
     step_done(77);
@@ -1150,10 +1150,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu3
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu3
         cardinal::rt::BufferArg a1(w.at(163451904), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.17.conv1.weights
         cardinal::rt::BufferArg a2(w.at(167646208), {{1024, 1}});  // layer3.17.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.17.relu1
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.17.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.17.conv1+layer3.17.relu1");
     }
     step_done(78);
@@ -1161,7 +1161,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.17.relu1
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.17.relu1
         cardinal::rt::BufferArg a1(w.at(167650304), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.17.conv2.weights
         cardinal::rt::BufferArg a2(w.at(168240128), {{1024, 1}});  // layer3.17.conv2.bias
         cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.17.relu2
@@ -1175,8 +1175,8 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.17.relu2
         cardinal::rt::BufferArg a1(w.at(168244224), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.17.conv3.weights
         cardinal::rt::BufferArg a2(w.at(172438528), {{1024, 1}});  // layer3.17.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu3
-        cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.17.relu3
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.16.relu3
+        cardinal::rt::BufferArg a4(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.17.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.17.conv3+layer3.17.add+layer3.17.relu3");
     }
     step_done(80);
@@ -1184,10 +1184,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.17.relu3
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.17.relu3
         cardinal::rt::BufferArg a1(w.at(172442624), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.18.conv1.weights
         cardinal::rt::BufferArg a2(w.at(176636928), {{1024, 1}});  // layer3.18.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.18.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.18.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.18.conv1+layer3.18.relu1");
     }
     step_done(81);
@@ -1195,10 +1195,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu1
         cardinal::rt::BufferArg a1(w.at(176641024), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.18.conv2.weights
         cardinal::rt::BufferArg a2(w.at(177230848), {{1024, 1}});  // layer3.18.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.18.relu2
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.18.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.18.conv2+layer3.18.relu2");
     }
     step_done(82);
@@ -1206,11 +1206,11 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu2
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu2
         cardinal::rt::BufferArg a1(w.at(177234944), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.18.conv3.weights
         cardinal::rt::BufferArg a2(w.at(181429248), {{1024, 1}});  // layer3.18.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.17.relu3
-        cardinal::rt::BufferArg a4(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.18.relu3
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.17.relu3
+        cardinal::rt::BufferArg a4(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.18.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.18.conv3+layer3.18.add+layer3.18.relu3");
     }
     step_done(83);
@@ -1218,7 +1218,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu3
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu3
         cardinal::rt::BufferArg a1(w.at(181433344), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.19.conv1.weights
         cardinal::rt::BufferArg a2(w.at(185627648), {{1024, 1}});  // layer3.19.conv1.bias
         cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.19.relu1
@@ -1232,7 +1232,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.19.relu1
         cardinal::rt::BufferArg a1(w.at(185631744), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.19.conv2.weights
         cardinal::rt::BufferArg a2(w.at(186221568), {{1024, 1}});  // layer3.19.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.19.relu2
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.19.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.19.conv2+layer3.19.relu2");
     }
     step_done(85);
@@ -1240,10 +1240,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.19.relu2
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.19.relu2
         cardinal::rt::BufferArg a1(w.at(186225664), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.19.conv3.weights
         cardinal::rt::BufferArg a2(w.at(190419968), {{1024, 1}});  // layer3.19.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu3
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.18.relu3
         cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.19.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.19.conv3+layer3.19.add+layer3.19.relu3");
     }
@@ -1289,7 +1289,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.20.relu3
         cardinal::rt::BufferArg a1(w.at(199414784), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.21.conv1.weights
         cardinal::rt::BufferArg a2(w.at(203609088), {{1024, 1}});  // layer3.21.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.21.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.21.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.21.conv1+layer3.21.relu1");
     }
     step_done(90);
@@ -1297,10 +1297,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.21.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.21.relu1
         cardinal::rt::BufferArg a1(w.at(203613184), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.21.conv2.weights
         cardinal::rt::BufferArg a2(w.at(204203008), {{1024, 1}});  // layer3.21.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.21.relu2
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.21.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.21.conv2+layer3.21.relu2");
     }
     step_done(91);
@@ -1308,11 +1308,11 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.21.relu2
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.21.relu2
         cardinal::rt::BufferArg a1(w.at(204207104), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.21.conv3.weights
         cardinal::rt::BufferArg a2(w.at(208401408), {{1024, 1}});  // layer3.21.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.20.relu3
-        cardinal::rt::BufferArg a4(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.21.relu3
+        cardinal::rt::BufferArg a4(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.21.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.21.conv3+layer3.21.add+layer3.21.relu3");
     }
     step_done(92);
@@ -1320,10 +1320,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k19 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.21.relu3
+        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.21.relu3
         cardinal::rt::BufferArg a1(w.at(208405504), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.22.conv1.weights
         cardinal::rt::BufferArg a2(w.at(212599808), {{1024, 1}});  // layer3.22.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.22.relu1
+        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.22.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.22.conv1+layer3.22.relu1");
     }
     step_done(93);
@@ -1331,10 +1331,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 3x3/1 groups 64, 1x1024x14x14 -> 1x1024x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.22.relu1
+        cardinal::rt::BufferArg a0(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.22.relu1
         cardinal::rt::BufferArg a1(w.at(212603904), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {64, 2304}});  // layer3.22.conv2.weights
         cardinal::rt::BufferArg a2(w.at(213193728), {{1024, 1}});  // layer3.22.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.22.relu2
+        cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.22.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.22.conv2+layer3.22.relu2");
     }
     step_done(94);
@@ -1342,10 +1342,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x1024x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.22.relu2
+        cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.22.relu2
         cardinal::rt::BufferArg a1(w.at(213197824), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {64, 16384}});  // layer3.22.conv3.weights
         cardinal::rt::BufferArg a2(w.at(217392128), {{1024, 1}});  // layer3.22.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.21.relu3
+        cardinal::rt::BufferArg a3(tensor(1605632), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.21.relu3
         cardinal::rt::BufferArg a4(tensor(2408448), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // out: layer3.22.relu3
         cardinal::rt::check_kernel(k.k21(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer3.22.conv3+layer3.22.add+layer3.22.relu3");
     }
@@ -1368,7 +1368,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(0), {{2048, 1}, {14, 2048}, {14, 28672}, {1, 401408}});  // in: layer4.0.relu1
         cardinal::rt::BufferArg a1(w.at(225793024), {{16, 1}, {32, 16}, {3, 512}, {3, 1536}, {128, 4608}});  // layer4.0.conv2.weights
         cardinal::rt::BufferArg a2(w.at(228152320), {{2048, 1}});  // layer4.0.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.relu2
+        cardinal::rt::BufferArg a3(tensor(3211264), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.relu2
         cardinal::rt::check_kernel(k.k23(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.0.conv2+layer4.0.relu2");
     }
     step_done(97);
@@ -1376,10 +1376,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x2048x7x7 -> 1x2048x7x7
     //   kernel k24 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu2
+        cardinal::rt::BufferArg a0(tensor(3211264), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu2
         cardinal::rt::BufferArg a1(w.at(228160512), {{16, 1}, {2048, 16}, {1, 32768}, {1, 32768}, {128, 32768}});  // layer4.0.conv3.weights
         cardinal::rt::BufferArg a2(w.at(244937728), {{2048, 1}});  // layer4.0.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.bn3
+        cardinal::rt::BufferArg a3(tensor(3612672), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.bn3
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.0.conv3");
     }
     step_done(98);
@@ -1390,8 +1390,8 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(2408448), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.22.relu3
         cardinal::rt::BufferArg a1(w.at(244945920), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {128, 16384}});  // layer4.0.downsample.0.weights
         cardinal::rt::BufferArg a2(w.at(253334528), {{2048, 1}});  // layer4.0.downsample.0.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.bn3
-        cardinal::rt::BufferArg a4(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.relu3
+        cardinal::rt::BufferArg a3(tensor(3612672), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.bn3
+        cardinal::rt::BufferArg a4(tensor(3211264), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.0.relu3
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer4.0.downsample.0+layer4.0.add+layer4.0.relu3");
     }
     step_done(99);
@@ -1399,7 +1399,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x2048x7x7 -> 1x2048x7x7, relu
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu3
+        cardinal::rt::BufferArg a0(tensor(3211264), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu3
         cardinal::rt::BufferArg a1(w.at(253342720), {{16, 1}, {2048, 16}, {1, 32768}, {1, 32768}, {128, 32768}});  // layer4.1.conv1.weights
         cardinal::rt::BufferArg a2(w.at(270119936), {{2048, 1}});  // layer4.1.conv1.bias
         cardinal::rt::BufferArg a3(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.1.relu1
@@ -1413,7 +1413,7 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
         cardinal::rt::BufferArg a0(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.1.relu1
         cardinal::rt::BufferArg a1(w.at(270128128), {{16, 1}, {32, 16}, {3, 512}, {3, 1536}, {128, 4608}});  // layer4.1.conv2.weights
         cardinal::rt::BufferArg a2(w.at(272487424), {{2048, 1}});  // layer4.1.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(802816), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.1.relu2
+        cardinal::rt::BufferArg a3(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.1.relu2
         cardinal::rt::check_kernel(k.k27(a0.get(), a1.get(), a2.get(), a3.get()), "layer4.1.conv2+layer4.1.relu2");
     }
     step_done(101);
@@ -1421,10 +1421,10 @@ void Resnext101_64x4d::run(const float* input_nchw, float* output, void* arena_m
     //   Conv2D 1x1/1, 1x2048x7x7 -> 1x2048x7x7 + residual, relu
     //   kernel k28 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(802816), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.1.relu2
+        cardinal::rt::BufferArg a0(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.1.relu2
         cardinal::rt::BufferArg a1(w.at(272495616), {{16, 1}, {2048, 16}, {1, 32768}, {1, 32768}, {128, 32768}});  // layer4.1.conv3.weights
         cardinal::rt::BufferArg a2(w.at(289272832), {{2048, 1}});  // layer4.1.conv3.bias
-        cardinal::rt::BufferArg a3(tensor(401408), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu3
+        cardinal::rt::BufferArg a3(tensor(3211264), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // in: layer4.0.relu3
         cardinal::rt::BufferArg a4(tensor(0), {{2048, 1}, {7, 2048}, {7, 14336}, {1, 100352}});  // out: layer4.1.relu3
         cardinal::rt::check_kernel(k.k28(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "layer4.1.conv3+layer4.1.add+layer4.1.relu3");
     }

@@ -626,7 +626,7 @@ void Resnext50_32x4d::run(const float* input_nchw, float* output, void* arena_me
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu3
         cardinal::rt::BufferArg a1(w.at(20168704), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.3.conv1.weights
         cardinal::rt::BufferArg a2(w.at(22265856), {{512, 1}});  // layer3.3.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.3.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.3.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.3.conv1+layer3.3.relu1");
     }
     step_done(36);
@@ -634,10 +634,10 @@ void Resnext50_32x4d::run(const float* input_nchw, float* output, void* arena_me
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.3.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.3.relu1
         cardinal::rt::BufferArg a1(w.at(22267904), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.3.conv2.weights
         cardinal::rt::BufferArg a2(w.at(22562816), {{512, 1}});  // layer3.3.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.3.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.3.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.3.conv2+layer3.3.relu2");
     }
     step_done(37);
@@ -645,7 +645,7 @@ void Resnext50_32x4d::run(const float* input_nchw, float* output, void* arena_me
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.3.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.3.relu2
         cardinal::rt::BufferArg a1(w.at(22564864), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.3.conv3.weights
         cardinal::rt::BufferArg a2(w.at(24662016), {{1024, 1}});  // layer3.3.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.2.relu3
@@ -694,7 +694,7 @@ void Resnext50_32x4d::run(const float* input_nchw, float* output, void* arena_me
         cardinal::rt::BufferArg a0(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3
         cardinal::rt::BufferArg a1(w.at(29163520), {{16, 1}, {1024, 16}, {1, 16384}, {1, 16384}, {32, 16384}});  // layer3.5.conv1.weights
         cardinal::rt::BufferArg a2(w.at(31260672), {{512, 1}});  // layer3.5.conv1.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.5.relu1
+        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.5.relu1
         cardinal::rt::check_kernel(k.k19(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.5.conv1+layer3.5.relu1");
     }
     step_done(42);
@@ -702,10 +702,10 @@ void Resnext50_32x4d::run(const float* input_nchw, float* output, void* arena_me
     //   Conv2D 3x3/1 groups 32, 1x512x14x14 -> 1x512x14x14, relu
     //   kernel k20 (cardinal_grouped_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.5.relu1
+        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.5.relu1
         cardinal::rt::BufferArg a1(w.at(31262720), {{16, 1}, {16, 16}, {3, 256}, {3, 768}, {32, 2304}});  // layer3.5.conv2.weights
         cardinal::rt::BufferArg a2(w.at(31557632), {{512, 1}});  // layer3.5.conv2.bias
-        cardinal::rt::BufferArg a3(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.5.relu2
+        cardinal::rt::BufferArg a3(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // out: layer3.5.relu2
         cardinal::rt::check_kernel(k.k20(a0.get(), a1.get(), a2.get(), a3.get()), "layer3.5.conv2+layer3.5.relu2");
     }
     step_done(43);
@@ -713,7 +713,7 @@ void Resnext50_32x4d::run(const float* input_nchw, float* output, void* arena_me
     //   Conv2D 1x1/1, 1x512x14x14 -> 1x1024x14x14 + residual, relu
     //   kernel k21 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1605632), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.5.relu2
+        cardinal::rt::BufferArg a0(tensor(2007040), {{512, 1}, {14, 512}, {14, 7168}, {1, 100352}});  // in: layer3.5.relu2
         cardinal::rt::BufferArg a1(w.at(31559680), {{16, 1}, {512, 16}, {1, 8192}, {1, 8192}, {64, 8192}});  // layer3.5.conv3.weights
         cardinal::rt::BufferArg a2(w.at(33656832), {{1024, 1}});  // layer3.5.conv3.bias
         cardinal::rt::BufferArg a3(tensor(802816), {{1024, 1}, {14, 1024}, {14, 14336}, {1, 200704}});  // in: layer3.4.relu3

@@ -549,7 +549,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block5_sepconv2_act
         cardinal::rt::BufferArg a1(w.at(6856448), {{736, 1}, {3, 736}, {3, 2208}});  // block5_sepconv2_dw.weights
         cardinal::rt::BufferArg a2(w.at(6882944), {{736, 1}});  // block5_sepconv2_dw.bias
-        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block5_sepconv2_dw
+        cardinal::rt::BufferArg a3(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block5_sepconv2_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block5_sepconv2_dw");
     }
     step_done(26);
@@ -557,10 +557,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19, relu
     //   kernel k24 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block5_sepconv2_dw
+        cardinal::rt::BufferArg a0(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block5_sepconv2_dw
         cardinal::rt::BufferArg a1(w.at(6885888), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block5_sepconv2_pw.weights
         cardinal::rt::BufferArg a2(w.at(9029120), {{736, 1}});  // block5_sepconv2_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block5_sepconv3_act
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block5_sepconv3_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block5_sepconv2_pw+block5_sepconv3_act");
     }
     step_done(27);
@@ -568,10 +568,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block5_sepconv3_act
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block5_sepconv3_act
         cardinal::rt::BufferArg a1(w.at(9032064), {{736, 1}, {3, 736}, {3, 2208}});  // block5_sepconv3_dw.weights
         cardinal::rt::BufferArg a2(w.at(9058560), {{736, 1}});  // block5_sepconv3_dw.bias
-        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block5_sepconv3_dw
+        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block5_sepconv3_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block5_sepconv3_dw");
     }
     step_done(28);
@@ -579,11 +579,11 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19 + residual
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block5_sepconv3_dw
+        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block5_sepconv3_dw
         cardinal::rt::BufferArg a1(w.at(9061504), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block5_sepconv3_pw.weights
         cardinal::rt::BufferArg a2(w.at(11204736), {{736, 1}});  // block5_sepconv3_pw.bias
         cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_2
-        cardinal::rt::BufferArg a4(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_3
+        cardinal::rt::BufferArg a4(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_3
         cardinal::rt::check_kernel(k.k26(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "block5_sepconv3_pw+add_3");
     }
     step_done(29);
@@ -591,7 +591,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, relu(1x728x19x19) -> 1x728x19x19
     //   kernel k23 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_3
+        cardinal::rt::BufferArg a0(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_3
         cardinal::rt::BufferArg a1(w.at(11207680), {{736, 1}, {3, 736}, {3, 2208}});  // block6_sepconv1_dw.weights
         cardinal::rt::BufferArg a2(w.at(11234176), {{736, 1}});  // block6_sepconv1_dw.bias
         cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block6_sepconv1_dw
@@ -616,7 +616,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block6_sepconv2_act
         cardinal::rt::BufferArg a1(w.at(13383296), {{736, 1}, {3, 736}, {3, 2208}});  // block6_sepconv2_dw.weights
         cardinal::rt::BufferArg a2(w.at(13409792), {{736, 1}});  // block6_sepconv2_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block6_sepconv2_dw
+        cardinal::rt::BufferArg a3(tensor(4251136), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block6_sepconv2_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block6_sepconv2_dw");
     }
     step_done(32);
@@ -624,10 +624,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19, relu
     //   kernel k24 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block6_sepconv2_dw
+        cardinal::rt::BufferArg a0(tensor(4251136), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block6_sepconv2_dw
         cardinal::rt::BufferArg a1(w.at(13412736), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block6_sepconv2_pw.weights
         cardinal::rt::BufferArg a2(w.at(15555968), {{736, 1}});  // block6_sepconv2_pw.bias
-        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block6_sepconv3_act
+        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block6_sepconv3_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block6_sepconv2_pw+block6_sepconv3_act");
     }
     step_done(33);
@@ -635,10 +635,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block6_sepconv3_act
+        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block6_sepconv3_act
         cardinal::rt::BufferArg a1(w.at(15558912), {{736, 1}, {3, 736}, {3, 2208}});  // block6_sepconv3_dw.weights
         cardinal::rt::BufferArg a2(w.at(15585408), {{736, 1}});  // block6_sepconv3_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block6_sepconv3_dw
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block6_sepconv3_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block6_sepconv3_dw");
     }
     step_done(34);
@@ -646,11 +646,11 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19 + residual
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block6_sepconv3_dw
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block6_sepconv3_dw
         cardinal::rt::BufferArg a1(w.at(15588352), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block6_sepconv3_pw.weights
         cardinal::rt::BufferArg a2(w.at(17731584), {{736, 1}});  // block6_sepconv3_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_3
-        cardinal::rt::BufferArg a4(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_4
+        cardinal::rt::BufferArg a3(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_3
+        cardinal::rt::BufferArg a4(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_4
         cardinal::rt::check_kernel(k.k26(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "block6_sepconv3_pw+add_4");
     }
     step_done(35);
@@ -658,7 +658,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, relu(1x728x19x19) -> 1x728x19x19
     //   kernel k23 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_4
+        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_4
         cardinal::rt::BufferArg a1(w.at(17734528), {{736, 1}, {3, 736}, {3, 2208}});  // block7_sepconv1_dw.weights
         cardinal::rt::BufferArg a2(w.at(17761024), {{736, 1}});  // block7_sepconv1_dw.bias
         cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block7_sepconv1_dw
@@ -672,7 +672,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block7_sepconv1_dw
         cardinal::rt::BufferArg a1(w.at(17763968), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block7_sepconv1_pw.weights
         cardinal::rt::BufferArg a2(w.at(19907200), {{736, 1}});  // block7_sepconv1_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block7_sepconv2_act
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block7_sepconv2_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block7_sepconv1_pw+block7_sepconv2_act");
     }
     step_done(37);
@@ -680,10 +680,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block7_sepconv2_act
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block7_sepconv2_act
         cardinal::rt::BufferArg a1(w.at(19910144), {{736, 1}, {3, 736}, {3, 2208}});  // block7_sepconv2_dw.weights
         cardinal::rt::BufferArg a2(w.at(19936640), {{736, 1}});  // block7_sepconv2_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block7_sepconv2_dw
+        cardinal::rt::BufferArg a3(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block7_sepconv2_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block7_sepconv2_dw");
     }
     step_done(38);
@@ -691,10 +691,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19, relu
     //   kernel k24 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block7_sepconv2_dw
+        cardinal::rt::BufferArg a0(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block7_sepconv2_dw
         cardinal::rt::BufferArg a1(w.at(19939584), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block7_sepconv2_pw.weights
         cardinal::rt::BufferArg a2(w.at(22082816), {{736, 1}});  // block7_sepconv2_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block7_sepconv3_act
+        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block7_sepconv3_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block7_sepconv2_pw+block7_sepconv3_act");
     }
     step_done(39);
@@ -702,10 +702,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block7_sepconv3_act
+        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block7_sepconv3_act
         cardinal::rt::BufferArg a1(w.at(22085760), {{736, 1}, {3, 736}, {3, 2208}});  // block7_sepconv3_dw.weights
         cardinal::rt::BufferArg a2(w.at(22112256), {{736, 1}});  // block7_sepconv3_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block7_sepconv3_dw
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block7_sepconv3_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block7_sepconv3_dw");
     }
     step_done(40);
@@ -713,11 +713,11 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19 + residual
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block7_sepconv3_dw
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block7_sepconv3_dw
         cardinal::rt::BufferArg a1(w.at(22115200), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block7_sepconv3_pw.weights
         cardinal::rt::BufferArg a2(w.at(24258432), {{736, 1}});  // block7_sepconv3_pw.bias
-        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_4
-        cardinal::rt::BufferArg a4(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_5
+        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_4
+        cardinal::rt::BufferArg a4(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_5
         cardinal::rt::check_kernel(k.k26(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "block7_sepconv3_pw+add_5");
     }
     step_done(41);
@@ -725,7 +725,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, relu(1x728x19x19) -> 1x728x19x19
     //   kernel k23 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_5
+        cardinal::rt::BufferArg a0(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_5
         cardinal::rt::BufferArg a1(w.at(24261376), {{736, 1}, {3, 736}, {3, 2208}});  // block8_sepconv1_dw.weights
         cardinal::rt::BufferArg a2(w.at(24287872), {{736, 1}});  // block8_sepconv1_dw.bias
         cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block8_sepconv1_dw
@@ -750,7 +750,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block8_sepconv2_act
         cardinal::rt::BufferArg a1(w.at(26436992), {{736, 1}, {3, 736}, {3, 2208}});  // block8_sepconv2_dw.weights
         cardinal::rt::BufferArg a2(w.at(26463488), {{736, 1}});  // block8_sepconv2_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block8_sepconv2_dw
+        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block8_sepconv2_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block8_sepconv2_dw");
     }
     step_done(44);
@@ -758,10 +758,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19, relu
     //   kernel k24 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block8_sepconv2_dw
+        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block8_sepconv2_dw
         cardinal::rt::BufferArg a1(w.at(26466432), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block8_sepconv2_pw.weights
         cardinal::rt::BufferArg a2(w.at(28609664), {{736, 1}});  // block8_sepconv2_pw.bias
-        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block8_sepconv3_act
+        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block8_sepconv3_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block8_sepconv2_pw+block8_sepconv3_act");
     }
     step_done(45);
@@ -769,10 +769,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block8_sepconv3_act
+        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block8_sepconv3_act
         cardinal::rt::BufferArg a1(w.at(28612608), {{736, 1}, {3, 736}, {3, 2208}});  // block8_sepconv3_dw.weights
         cardinal::rt::BufferArg a2(w.at(28639104), {{736, 1}});  // block8_sepconv3_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block8_sepconv3_dw
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block8_sepconv3_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block8_sepconv3_dw");
     }
     step_done(46);
@@ -780,11 +780,11 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19 + residual
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block8_sepconv3_dw
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block8_sepconv3_dw
         cardinal::rt::BufferArg a1(w.at(28642048), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block8_sepconv3_pw.weights
         cardinal::rt::BufferArg a2(w.at(30785280), {{736, 1}});  // block8_sepconv3_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_5
-        cardinal::rt::BufferArg a4(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_6
+        cardinal::rt::BufferArg a3(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_5
+        cardinal::rt::BufferArg a4(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_6
         cardinal::rt::check_kernel(k.k26(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "block8_sepconv3_pw+add_6");
     }
     step_done(47);
@@ -792,7 +792,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, relu(1x728x19x19) -> 1x728x19x19
     //   kernel k23 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_6
+        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_6
         cardinal::rt::BufferArg a1(w.at(30788224), {{736, 1}, {3, 736}, {3, 2208}});  // block9_sepconv1_dw.weights
         cardinal::rt::BufferArg a2(w.at(30814720), {{736, 1}});  // block9_sepconv1_dw.bias
         cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block9_sepconv1_dw
@@ -806,7 +806,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block9_sepconv1_dw
         cardinal::rt::BufferArg a1(w.at(30817664), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block9_sepconv1_pw.weights
         cardinal::rt::BufferArg a2(w.at(32960896), {{736, 1}});  // block9_sepconv1_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block9_sepconv2_act
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block9_sepconv2_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block9_sepconv1_pw+block9_sepconv2_act");
     }
     step_done(49);
@@ -814,10 +814,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block9_sepconv2_act
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block9_sepconv2_act
         cardinal::rt::BufferArg a1(w.at(32963840), {{736, 1}, {3, 736}, {3, 2208}});  // block9_sepconv2_dw.weights
         cardinal::rt::BufferArg a2(w.at(32990336), {{736, 1}});  // block9_sepconv2_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block9_sepconv2_dw
+        cardinal::rt::BufferArg a3(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block9_sepconv2_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block9_sepconv2_dw");
     }
     step_done(50);
@@ -825,10 +825,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19, relu
     //   kernel k24 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block9_sepconv2_dw
+        cardinal::rt::BufferArg a0(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block9_sepconv2_dw
         cardinal::rt::BufferArg a1(w.at(32993280), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block9_sepconv2_pw.weights
         cardinal::rt::BufferArg a2(w.at(35136512), {{736, 1}});  // block9_sepconv2_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block9_sepconv3_act
+        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block9_sepconv3_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block9_sepconv2_pw+block9_sepconv3_act");
     }
     step_done(51);
@@ -836,10 +836,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block9_sepconv3_act
+        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block9_sepconv3_act
         cardinal::rt::BufferArg a1(w.at(35139456), {{736, 1}, {3, 736}, {3, 2208}});  // block9_sepconv3_dw.weights
         cardinal::rt::BufferArg a2(w.at(35165952), {{736, 1}});  // block9_sepconv3_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block9_sepconv3_dw
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block9_sepconv3_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block9_sepconv3_dw");
     }
     step_done(52);
@@ -847,11 +847,11 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19 + residual
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block9_sepconv3_dw
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block9_sepconv3_dw
         cardinal::rt::BufferArg a1(w.at(35168896), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block9_sepconv3_pw.weights
         cardinal::rt::BufferArg a2(w.at(37312128), {{736, 1}});  // block9_sepconv3_pw.bias
-        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_6
-        cardinal::rt::BufferArg a4(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_7
+        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_6
+        cardinal::rt::BufferArg a4(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_7
         cardinal::rt::check_kernel(k.k26(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "block9_sepconv3_pw+add_7");
     }
     step_done(53);
@@ -859,7 +859,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, relu(1x728x19x19) -> 1x728x19x19
     //   kernel k23 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_7
+        cardinal::rt::BufferArg a0(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_7
         cardinal::rt::BufferArg a1(w.at(37315072), {{736, 1}, {3, 736}, {3, 2208}});  // block10_sepconv1_dw.weights
         cardinal::rt::BufferArg a2(w.at(37341568), {{736, 1}});  // block10_sepconv1_dw.bias
         cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block10_sepconv1_dw
@@ -884,7 +884,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block10_sepconv2_act
         cardinal::rt::BufferArg a1(w.at(39490688), {{736, 1}, {3, 736}, {3, 2208}});  // block10_sepconv2_dw.weights
         cardinal::rt::BufferArg a2(w.at(39517184), {{736, 1}});  // block10_sepconv2_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block10_sepconv2_dw
+        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block10_sepconv2_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block10_sepconv2_dw");
     }
     step_done(56);
@@ -892,10 +892,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19, relu
     //   kernel k24 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block10_sepconv2_dw
+        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block10_sepconv2_dw
         cardinal::rt::BufferArg a1(w.at(39520128), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block10_sepconv2_pw.weights
         cardinal::rt::BufferArg a2(w.at(41663360), {{736, 1}});  // block10_sepconv2_pw.bias
-        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block10_sepconv3_act
+        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block10_sepconv3_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block10_sepconv2_pw+block10_sepconv3_act");
     }
     step_done(57);
@@ -903,10 +903,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block10_sepconv3_act
+        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block10_sepconv3_act
         cardinal::rt::BufferArg a1(w.at(41666304), {{736, 1}, {3, 736}, {3, 2208}});  // block10_sepconv3_dw.weights
         cardinal::rt::BufferArg a2(w.at(41692800), {{736, 1}});  // block10_sepconv3_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block10_sepconv3_dw
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block10_sepconv3_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block10_sepconv3_dw");
     }
     step_done(58);
@@ -914,11 +914,11 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19 + residual
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block10_sepconv3_dw
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block10_sepconv3_dw
         cardinal::rt::BufferArg a1(w.at(41695744), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block10_sepconv3_pw.weights
         cardinal::rt::BufferArg a2(w.at(43838976), {{736, 1}});  // block10_sepconv3_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_7
-        cardinal::rt::BufferArg a4(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_8
+        cardinal::rt::BufferArg a3(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_7
+        cardinal::rt::BufferArg a4(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_8
         cardinal::rt::check_kernel(k.k26(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "block10_sepconv3_pw+add_8");
     }
     step_done(59);
@@ -926,7 +926,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, relu(1x728x19x19) -> 1x728x19x19
     //   kernel k23 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_8
+        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_8
         cardinal::rt::BufferArg a1(w.at(43841920), {{736, 1}, {3, 736}, {3, 2208}});  // block11_sepconv1_dw.weights
         cardinal::rt::BufferArg a2(w.at(43868416), {{736, 1}});  // block11_sepconv1_dw.bias
         cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block11_sepconv1_dw
@@ -940,7 +940,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block11_sepconv1_dw
         cardinal::rt::BufferArg a1(w.at(43871360), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block11_sepconv1_pw.weights
         cardinal::rt::BufferArg a2(w.at(46014592), {{736, 1}});  // block11_sepconv1_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block11_sepconv2_act
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block11_sepconv2_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block11_sepconv1_pw+block11_sepconv2_act");
     }
     step_done(61);
@@ -948,10 +948,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block11_sepconv2_act
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block11_sepconv2_act
         cardinal::rt::BufferArg a1(w.at(46017536), {{736, 1}, {3, 736}, {3, 2208}});  // block11_sepconv2_dw.weights
         cardinal::rt::BufferArg a2(w.at(46044032), {{736, 1}});  // block11_sepconv2_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block11_sepconv2_dw
+        cardinal::rt::BufferArg a3(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block11_sepconv2_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block11_sepconv2_dw");
     }
     step_done(62);
@@ -959,10 +959,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19, relu
     //   kernel k24 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block11_sepconv2_dw
+        cardinal::rt::BufferArg a0(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block11_sepconv2_dw
         cardinal::rt::BufferArg a1(w.at(46046976), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block11_sepconv2_pw.weights
         cardinal::rt::BufferArg a2(w.at(48190208), {{736, 1}});  // block11_sepconv2_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block11_sepconv3_act
+        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block11_sepconv3_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block11_sepconv2_pw+block11_sepconv3_act");
     }
     step_done(63);
@@ -970,10 +970,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block11_sepconv3_act
+        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block11_sepconv3_act
         cardinal::rt::BufferArg a1(w.at(48193152), {{736, 1}, {3, 736}, {3, 2208}});  // block11_sepconv3_dw.weights
         cardinal::rt::BufferArg a2(w.at(48219648), {{736, 1}});  // block11_sepconv3_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block11_sepconv3_dw
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block11_sepconv3_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block11_sepconv3_dw");
     }
     step_done(64);
@@ -981,11 +981,11 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19 + residual
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block11_sepconv3_dw
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block11_sepconv3_dw
         cardinal::rt::BufferArg a1(w.at(48222592), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block11_sepconv3_pw.weights
         cardinal::rt::BufferArg a2(w.at(50365824), {{736, 1}});  // block11_sepconv3_pw.bias
-        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_8
-        cardinal::rt::BufferArg a4(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_9
+        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_8
+        cardinal::rt::BufferArg a4(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_9
         cardinal::rt::check_kernel(k.k26(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "block11_sepconv3_pw+add_9");
     }
     step_done(65);
@@ -993,7 +993,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, relu(1x728x19x19) -> 1x728x19x19
     //   kernel k23 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_9
+        cardinal::rt::BufferArg a0(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_9
         cardinal::rt::BufferArg a1(w.at(50368768), {{736, 1}, {3, 736}, {3, 2208}});  // block12_sepconv1_dw.weights
         cardinal::rt::BufferArg a2(w.at(50395264), {{736, 1}});  // block12_sepconv1_dw.bias
         cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block12_sepconv1_dw
@@ -1018,7 +1018,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block12_sepconv2_act
         cardinal::rt::BufferArg a1(w.at(52544384), {{736, 1}, {3, 736}, {3, 2208}});  // block12_sepconv2_dw.weights
         cardinal::rt::BufferArg a2(w.at(52570880), {{736, 1}});  // block12_sepconv2_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block12_sepconv2_dw
+        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block12_sepconv2_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block12_sepconv2_dw");
     }
     step_done(68);
@@ -1026,10 +1026,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19, relu
     //   kernel k24 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block12_sepconv2_dw
+        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block12_sepconv2_dw
         cardinal::rt::BufferArg a1(w.at(52573824), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block12_sepconv2_pw.weights
         cardinal::rt::BufferArg a2(w.at(54717056), {{736, 1}});  // block12_sepconv2_pw.bias
-        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block12_sepconv3_act
+        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block12_sepconv3_act
         cardinal::rt::check_kernel(k.k24(a0.get(), a1.get(), a2.get(), a3.get()), "block12_sepconv2_pw+block12_sepconv3_act");
     }
     step_done(69);
@@ -1037,10 +1037,10 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, 1x728x19x19 -> 1x728x19x19
     //   kernel k25 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block12_sepconv3_act
+        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block12_sepconv3_act
         cardinal::rt::BufferArg a1(w.at(54720000), {{736, 1}, {3, 736}, {3, 2208}});  // block12_sepconv3_dw.weights
         cardinal::rt::BufferArg a2(w.at(54746496), {{736, 1}});  // block12_sepconv3_dw.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block12_sepconv3_dw
+        cardinal::rt::BufferArg a3(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block12_sepconv3_dw
         cardinal::rt::check_kernel(k.k25(a0.get(), a1.get(), a2.get(), a3.get()), "block12_sepconv3_dw");
     }
     step_done(70);
@@ -1048,11 +1048,11 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/1, 1x728x19x19 -> 1x728x19x19 + residual
     //   kernel k26 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block12_sepconv3_dw
+        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: block12_sepconv3_dw
         cardinal::rt::BufferArg a1(w.at(54749440), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {46, 11648}});  // block12_sepconv3_pw.weights
         cardinal::rt::BufferArg a2(w.at(56892672), {{736, 1}});  // block12_sepconv3_pw.bias
-        cardinal::rt::BufferArg a3(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_9
-        cardinal::rt::BufferArg a4(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_10
+        cardinal::rt::BufferArg a3(tensor(3188352), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_9
+        cardinal::rt::BufferArg a4(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: add_10
         cardinal::rt::check_kernel(k.k26(a0.get(), a1.get(), a2.get(), a3.get(), a4.get()), "block12_sepconv3_pw+add_10");
     }
     step_done(71);
@@ -1060,7 +1060,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Conv2D 1x1/2, 1x728x19x19 -> 1x1024x10x10
     //   kernel k27 (cardinal_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_10
+        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_10
         cardinal::rt::BufferArg a1(w.at(56895616), {{16, 1}, {728, 16}, {1, 11648}, {1, 11648}, {64, 11648}});  // conv2d_3.weights
         cardinal::rt::BufferArg a2(w.at(59877504), {{1024, 1}});  // conv2d_3.bias
         cardinal::rt::BufferArg a3(tensor(3188352), {{1024, 1}, {10, 1024}, {10, 10240}, {1, 102400}});  // out: batch_normalization_3
@@ -1071,7 +1071,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   DepthwiseConv2D 3x3/1, relu(1x728x19x19) -> 1x728x19x19
     //   kernel k23 (cardinal_depthwise_conv2d), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(1062784), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_10
+        cardinal::rt::BufferArg a0(tensor(2125568), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // in: add_10
         cardinal::rt::BufferArg a1(w.at(59881600), {{736, 1}, {3, 736}, {3, 2208}});  // block13_sepconv1_dw.weights
         cardinal::rt::BufferArg a2(w.at(59908096), {{736, 1}});  // block13_sepconv1_dw.bias
         cardinal::rt::BufferArg a3(tensor(0), {{736, 1}, {19, 736}, {19, 13984}, {1, 265696}});  // out: block13_sepconv1_dw
@@ -1190,7 +1190,7 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
         cardinal::rt::BufferArg a0(tensor(819200), {{2048, 1}, {1, 2048}});  // in: avg_pool_flatten
         cardinal::rt::BufferArg a1(w.at(84063744), {{16, 1}, {2048, 16}, {63, 32768}});  // predictions.weights
         cardinal::rt::BufferArg a2(w.at(92321280), {{1008, 1}});  // predictions.bias
-        cardinal::rt::BufferArg a3(tensor(0), {{1008, 1}, {1, 1008}});  // out: predictions
+        cardinal::rt::BufferArg a3(tensor(827392), {{1008, 1}, {1, 1008}});  // out: predictions
         cardinal::rt::check_kernel(k.k36(a0.get(), a1.get(), a2.get(), a3.get()), "predictions");
     }
     step_done(84);
@@ -1198,14 +1198,14 @@ void Xception::run(const float* input_nchw, float* output, void* arena_memory,
     //   Softmax 1x1000
     //   kernel k37 (cardinal_softmax), schedule default (target defaults)
     {
-        cardinal::rt::BufferArg a0(tensor(0), {{1008, 1}, {1, 1008}});  // in: predictions
-        cardinal::rt::BufferArg a1(tensor(4032), {{1008, 1}, {1, 1008}});  // out: predictions_softmax
+        cardinal::rt::BufferArg a0(tensor(827392), {{1008, 1}, {1, 1008}});  // in: predictions
+        cardinal::rt::BufferArg a1(tensor(0), {{1008, 1}, {1, 1008}});  // out: predictions_softmax
         cardinal::rt::check_kernel(k.k37(a0.get(), a1.get()), "predictions_softmax");
     }
     step_done(85);
     // Step 86: output
     //   NHWC -> NC 1x1000
-    cardinal::rt::nhwc_to_nchw(tensor(4032), output, 1, 1000, 1, 1, 1008);
+    cardinal::rt::nhwc_to_nchw(tensor(0), output, 1, 1000, 1, 1, 1008);
     step_done(86);
 }
 

@@ -649,53 +649,6 @@ NetworkPlan lower_graph(const Graph& graph, const LoweringOptions& options) {
     return Lowering(graph, options).run();
 }
 
-void plan_arena(NetworkPlan& plan) {
-    const int nt = int(plan.tensors.size());
-    std::vector<int> first(nt, -1), last(nt, -1);
-    auto touch = [&](int t, int step) {
-        const int root = plan.storage_of(t);
-        if (first[root] < 0) first[root] = step;
-        first[root] = std::min(first[root], step);
-        last[root] = std::max(last[root], step);
-    };
-    for (int s = 0; s < int(plan.steps.size()); ++s) {
-        for (int t : plan.steps[s].inputs) touch(t, s);
-        if (plan.steps[s].output >= 0) touch(plan.steps[s].output, s);
-    }
-    std::vector<int> order;
-    for (int t = 0; t < nt; ++t)
-        if (plan.tensors[t].alias_of < 0 && first[t] >= 0) order.push_back(t);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-        return plan.tensors[a].stored_bytes() > plan.tensors[b].stored_bytes();
-    });
-    struct Placed {
-        int64_t begin, end;
-        int first, last;
-    };
-    std::vector<Placed> placed;
-    int64_t peak = 0;
-    for (int t : order) {
-        const int64_t size = (plan.tensors[t].stored_bytes() + 63) / 64 * 64;
-        // Lowest offset whose range overlaps no live-at-the-same-time tensor.
-        std::vector<std::pair<int64_t, int64_t>> busy;
-        for (const Placed& p : placed)
-            if (!(p.last < first[t] || last[t] < p.first)) busy.push_back({p.begin, p.end});
-        std::sort(busy.begin(), busy.end());
-        int64_t offset = 0;
-        for (const auto& [b, e] : busy) {
-            if (offset + size <= b) break;
-            offset = std::max(offset, e);
-        }
-        plan.tensors[t].arena_offset = offset;
-        placed.push_back({offset, offset + size, first[t], last[t]});
-        peak = std::max(peak, offset + size);
-    }
-    for (int t = 0; t < nt; ++t)
-        if (plan.tensors[t].alias_of >= 0)
-            plan.tensors[t].arena_offset = plan.tensors[plan.storage_of(t)].arena_offset;
-    plan.arena_bytes = peak;
-}
-
 int64_t total_activation_bytes(const NetworkPlan& plan) {
     int64_t total = 0;
     for (const PlannedTensor& t : plan.tensors)

@@ -30,7 +30,8 @@ struct LoweringOptions {
 NetworkPlan lower_graph(const Graph& graph, const LoweringOptions& options = {});
 
 // Assigns arena offsets from tensor lifetimes (largest first, reuse after last use, 64-byte
-// aligned) and sets plan.arena_bytes.
+// aligned; among the offsets that fit, one whose cache state suits the writer: see
+// arena_plan.cpp) and sets plan.arena_bytes.
 void plan_arena(NetworkPlan& plan);
 
 // Sum of every stored activation's bytes: what an arena without reuse would need.
